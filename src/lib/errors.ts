@@ -1,0 +1,44 @@
+/** Stable error codes, one table for the whole project. A code is never reused for another meaning. */
+export const ErrorCodes = {
+  KEDGE_STORE_KEY_EXISTS: 'The key already exists in the store',
+  KEDGE_STORE_NOT_FOUND: 'The key does not exist in the store',
+  KEDGE_STORE_CONFLICT: 'The key changed since the expected revision',
+  KEDGE_STORE_COMPACTED: 'The requested revision was compacted away',
+  KEDGE_STORE_FUTURE_REVISION: 'The requested revision is newer than the store',
+  KEDGE_STORE_CLOSED: 'The store is closed',
+  KEDGE_STORE_INVALID: 'A store argument is invalid',
+  KEDGE_STORE_WATCH_OVERFLOW: 'A watcher fell too far behind and was closed',
+  KEDGE_STORE_CORRUPT: 'The store holds data it cannot read',
+  KEDGE_CONFIG_INVALID: 'A configuration option is invalid',
+  KEDGE_SELECTOR_INVALID: 'A label or field selector cannot be parsed',
+  KEDGE_PATCH_INVALID: 'A patch cannot be parsed or applied',
+  KEDGE_PATCH_TEST_FAILED: 'A JSON patch test operation failed',
+  KEDGE_PROTOBUF_INVALID: 'A protobuf body cannot be decoded',
+  KEDGE_PROTOBUF_UNSUPPORTED: 'A protobuf body holds a kind kedge cannot decode',
+  KEDGE_SCHEMA_INVALID: 'An object does not match its schema',
+  KEDGE_JSONPATH_INVALID: 'A JSONPath expression cannot be parsed',
+  KEDGE_PKI_INVALID: 'A certificate, key or request is invalid',
+  KEDGE_API_STATUS: 'A Kubernetes API request failed with a Status',
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCodes;
+
+/** Base of every error kedge throws on purpose; `code` is stable, `context` names the values involved. */
+export class KedgeError extends Error {
+  readonly code: ErrorCode;
+  readonly context: Readonly<Record<string, unknown>>;
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { cause?: unknown; context?: Record<string, unknown> } = {},
+  ) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'KedgeError';
+    this.code = code;
+    this.context = Object.freeze({ ...(options.context ?? {}) });
+  }
+}
+
+export function isKedgeError(err: unknown, code?: ErrorCode): err is KedgeError {
+  return err instanceof KedgeError && (code === undefined || err.code === code);
+}
