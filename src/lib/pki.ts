@@ -379,6 +379,10 @@ export async function issueCertificate(
     validityDays,
   };
   if (options.publicKeyPem !== undefined) {
+    // createPublicKey would quietly derive the public half of a private key; refuse to accept one here.
+    if (/PRIVATE KEY-----/.test(options.publicKeyPem)) {
+      throw pkiError('The public key PEM holds a private key; pass the public key');
+    }
     let keyObject: KeyObject;
     try {
       keyObject = createPublicKey(options.publicKeyPem);
