@@ -19,6 +19,7 @@ export const ErrorCodes = {
   KEDGE_JSONPATH_INVALID: 'A JSONPath expression cannot be parsed',
   KEDGE_PKI_INVALID: 'A certificate, key or request is invalid',
   KEDGE_API_STATUS: 'A Kubernetes API request failed with a Status',
+  KEDGE_STORE_LOCKED: 'The store file is in use by another store',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
