@@ -20,6 +20,7 @@ export const ErrorCodes = {
   KEDGE_PKI_INVALID: 'A certificate, key or request is invalid',
   KEDGE_API_STATUS: 'A Kubernetes API request failed with a Status',
   KEDGE_STORE_LOCKED: 'The store file is in use by another store',
+  KEDGE_CRD_VERSION_NOT_FOUND: 'A CustomResourceDefinition does not define the requested version',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;

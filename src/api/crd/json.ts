@@ -1,0 +1,56 @@
+/** Small helpers over JSON values. */
+import { isPlainObject } from '../meta.ts';
+
+/** JSON with object keys sorted: equal values give equal strings. */
+export function canonicalJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
+  if (isPlainObject(value)) {
+    const keys = Object.keys(value).sort();
+    return `{${keys.map((k) => `${JSON.stringify(k)}:${canonicalJson(value[k])}`).join(',')}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
+}
+
+export function jsonEqual(a: unknown, b: unknown): boolean {
+  return canonicalJson(a) === canonicalJson(b);
+}
+
+/** A deep copy of a JSON value (functions and undefined are not expected). */
+export function cloneJson<T>(value: T): T {
+  return value === undefined ? value : structuredClone(value);
+}
+
+/** The JSON schema type name of a value, as Kubernetes reports it in type errors. */
+export function jsonTypeOf(value: unknown): string {
+  if (value === null || value === undefined) return 'null';
+  if (Array.isArray(value)) return 'array';
+  switch (typeof value) {
+    case 'string':
+      return 'string';
+    case 'boolean':
+      return 'boolean';
+    case 'number':
+      return Number.isInteger(value) ? 'integer' : 'number';
+    case 'object':
+      return 'object';
+    default:
+      return typeof value;
+  }
+}
+
+const patterns = new Map<string, RegExp | Error>();
+
+/** Compiles a schema `pattern` once; returns the error when it does not compile. */
+export function compilePattern(pattern: string): RegExp | Error {
+  let re = patterns.get(pattern);
+  if (re === undefined) {
+    try {
+      re = new RegExp(pattern);
+    } catch (err) {
+      re = err instanceof Error ? err : new Error(String(err));
+    }
+    if (patterns.size > 1000) patterns.clear();
+    patterns.set(pattern, re);
+  }
+  return re;
+}
