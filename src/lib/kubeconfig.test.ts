@@ -237,7 +237,8 @@ describe('kubectl with a written kubeconfig', { skip: !haveKubectl && process.en
       },
       (req, res) => {
         const socket = req.socket as TLSSocket;
-        const cn = socket.authorized ? socket.getPeerCertificate().subject?.CN : undefined;
+        const subjectCn = socket.authorized ? socket.getPeerCertificate().subject?.CN : undefined;
+        const cn = Array.isArray(subjectCn) ? subjectCn.join(',') : subjectCn;
         seen.push({ path: req.url ?? '', cn, authorization: req.headers.authorization });
         if (cn === undefined && req.headers.authorization !== 'Bearer kedge_tok123.abcdefghijklmnop1234') {
           res.writeHead(401, { 'content-type': 'application/json' });

@@ -1,8 +1,10 @@
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
 import { createPublicKey, X509Certificate } from 'node:crypto';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, stat, unlink, writeFile } from 'node:fs/promises';
-import { createServer, type IncomingMessage, request, type Server } from 'node:https';
+import type { IncomingMessage } from 'node:http';
+import { createServer, request, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -265,6 +267,49 @@ describe('issueCertificate', () => {
       isPkiError,
     );
   });
+});
+
+// An operator may bring an existing RSA CA; kedge's own keys are P-256.
+const openssl = spawnSync('openssl', ['version']).status === 0;
+test('an existing RSA CA (made by openssl) issues certificates', {
+  skip: !openssl && process.env['CI'] !== 'true',
+}, async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'kedge-rsa-ca-'));
+  try {
+    const made = spawnSync('openssl', [
+      'req',
+      '-x509',
+      '-newkey',
+      'rsa:2048',
+      '-nodes',
+      '-days',
+      '30',
+      '-subj',
+      '/CN=rsa-ca',
+      '-addext',
+      'basicConstraints=critical,CA:true',
+      '-keyout',
+      join(dir, 'ca.key'),
+      '-out',
+      join(dir, 'ca.crt'),
+    ]);
+    assert.equal(made.status, 0, made.stderr.toString());
+    const ca = {
+      certPem: await readFile(join(dir, 'ca.crt'), 'utf8'),
+      keyPem: await readFile(join(dir, 'ca.key'), 'utf8'),
+    };
+    const cert = await issueCertificate(ca, {
+      commonName: 'leaf',
+      usage: 'server',
+      dnsNames: ['leaf.example'],
+    });
+    assert.ok(isIssuedBy(cert.certPem, ca.certPem));
+    await writeFile(join(dir, 'leaf.crt'), cert.certPem);
+    const verified = spawnSync('openssl', ['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')]);
+    assert.equal(verified.status, 0, verified.stdout.toString() + verified.stderr.toString());
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });
 
 describe('malformed PEM', () => {
