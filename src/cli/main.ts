@@ -1,0 +1,110 @@
+import { readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseDuration } from '../lib/duration.ts';
+import { isKedgeError } from '../lib/errors.ts';
+import { createRootLogger } from '../lib/log.ts';
+import { caHash } from '../lib/pki.ts';
+import { TokenStore } from '../lib/tokens.ts';
+import { startServer } from './server.ts';
+
+const USAGE = `Usage: kedge <command> [options]
+
+Commands:
+  server [--data-dir DIR] [--listen HOST:PORT]   run the control plane (defaults ./.kedge/server, 0.0.0.0:6443)
+  token create [--ttl DURATION] [--data-dir DIR] print a new join token (e.g. --ttl 24h)
+  up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server (agent and demo device: see README)
+  version                                        print the version
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'server':
+    case 'up':
+      return runServerCommand(rest, command);
+    case 'token':
+      return tokenCommand(rest);
+    case 'version':
+    case '--version':
+      console.log('kedge 0.1.0 (Kubernetes API v1.32)');
+      return 0;
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    default:
+      process.stderr.write(`kedge: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
+      return 2;
+  }
+}
+
+async function runServerCommand(args: string[], command: string): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: { 'data-dir': { type: 'string' }, listen: { type: 'string' } },
+    strict: true,
+  });
+  const logger = createRootLogger();
+  const server = await startServer({
+    logger,
+    ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
+    ...(values.listen === undefined ? {} : { listen: values.listen }),
+  });
+  if (command === 'up') {
+    process.stderr.write(
+      `\nkedge is up.\n  export KUBECONFIG=${server.kubeconfigPath}\n  kubectl get namespaces\n\nJoin token: ${server.dataDir}/node-token\nPress Ctrl-C to stop.\n\n`,
+    );
+  }
+  const stop = Promise.withResolvers<void>();
+  process.once('SIGINT', () => stop.resolve());
+  process.once('SIGTERM', () => stop.resolve());
+  await stop.promise;
+  logger.info('shutting down');
+  await server.close();
+  logger.info('stopped');
+  return 0;
+}
+
+function tokenCommand(args: string[]): number {
+  const [sub, ...rest] = args;
+  if (sub !== 'create') {
+    process.stderr.write('Usage: kedge token create [--ttl DURATION] [--data-dir DIR]\n');
+    return 2;
+  }
+  const { values } = parseArgs({
+    args: rest,
+    options: { ttl: { type: 'string' }, 'data-dir': { type: 'string' }, description: { type: 'string' } },
+    strict: true,
+  });
+  const dataDir = resolve(values['data-dir'] ?? process.env['KEDGE_DATA_DIR'] ?? '.kedge/server');
+  const ca = readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8');
+  const tokens = new TokenStore({ path: join(dataDir, 'tokens.db'), caHash: caHash(ca) });
+  try {
+    const ttl = values.ttl === undefined ? undefined : parseDuration(values.ttl, '--ttl');
+    const created = tokens.create({
+      ...(ttl === undefined ? {} : { ttlSeconds: Math.ceil(ttl / 1000) }),
+      ...(values.description === undefined ? {} : { description: values.description }),
+    });
+    console.log(created.token);
+    return 0;
+  } finally {
+    tokens.close();
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    if (isKedgeError(err)) process.stderr.write(`kedge: ${err.message}\n`);
+    else if (err instanceof TypeError && 'code' in err && String(err.code).startsWith('ERR_PARSE_ARGS')) {
+      process.stderr.write(`kedge: ${err.message}\n\n${USAGE}`);
+    } else
+      process.stderr.write(`kedge: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,164 @@
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { join, resolve } from 'node:path';
+import { bearerAuthenticator, certificateAuthenticator, unionAuthenticator } from '../apiserver/auth.ts';
+import { ApiServer } from '../apiserver/server.ts';
+import { KedgeError } from '../lib/errors.ts';
+import { writeKubeconfig } from '../lib/kubeconfig.ts';
+import type { Logger } from '../lib/log.ts';
+import { loadOrCreateServerPki } from '../lib/pki.ts';
+import { TokenStore } from '../lib/tokens.ts';
+import { openSqliteStore } from '../store/sqlite.ts';
+
+export interface ServerOptions {
+  /** Data directory (default ./.kedge/server). */
+  readonly dataDir?: string;
+  /** HOST:PORT to listen on (default 0.0.0.0:6443). Port 0 picks a free port. */
+  readonly listen?: string;
+  readonly logger: Logger;
+}
+
+export interface ResolvedServerOptions {
+  readonly dataDir: string;
+  readonly host: string;
+  readonly port: number;
+}
+
+/** Check the options once, reporting every problem together. */
+export function resolveServerOptions(options: Omit<ServerOptions, 'logger'>): ResolvedServerOptions {
+  const errors: string[] = [];
+  const listen = options.listen ?? process.env['KEDGE_LISTEN'] ?? '0.0.0.0:6443';
+  const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d+)$/.exec(listen);
+  let host = '0.0.0.0';
+  let port = 6443;
+  if (m === null) errors.push(`--listen ${JSON.stringify(listen)} is not HOST:PORT`);
+  else {
+    host = (m[1] ?? '').replace(/^\[|\]$/g, '');
+    port = Number(m[2]);
+    if (port > 65535) errors.push(`--listen port ${port} is out of range`);
+  }
+  const dataDir = resolve(options.dataDir ?? process.env['KEDGE_DATA_DIR'] ?? '.kedge/server');
+  if (errors.length > 0) {
+    throw new KedgeError('KEDGE_CONFIG_INVALID', `Invalid server options: ${errors.join('; ')}`, {
+      context: { errors },
+    });
+  }
+  return { dataDir, host, port };
+}
+
+export interface RunningServer {
+  readonly url: string;
+  readonly dataDir: string;
+  readonly kubeconfigPath: string;
+  readonly nodeToken: string;
+  readonly api: ApiServer;
+  readonly tokens: TokenStore;
+  close(): Promise<void>;
+}
+
+/** Start `kedge server`: PKI, store, tokens, the API on HTTPS, admin kubeconfig and node token files. */
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const resolved = resolveServerOptions(options);
+  const log = options.logger;
+  const { dataDir } = resolved;
+  await mkdir(dataDir, { recursive: true, mode: 0o700 });
+  const extraHosts = resolved.host === '0.0.0.0' || resolved.host === '::' ? [] : [resolved.host];
+  const pki = await loadOrCreateServerPki(join(dataDir, 'tls'), { hosts: extraHosts });
+  if (pki.issued.length > 0) log.info({ issued: pki.issued }, 'issued certificates');
+  const store = openSqliteStore({
+    path: join(dataDir, 'db', 'state.db'),
+    logger: log.child({ component: 'store' }),
+  });
+  const tokens = new TokenStore({ path: join(dataDir, 'tokens.db'), caHash: pki.caHash });
+  const nodeToken = await ensureNodeToken(join(dataDir, 'node-token'), tokens, log);
+  const api = new ApiServer({
+    store,
+    logger: log,
+    authenticate: unionAuthenticator([
+      certificateAuthenticator,
+      bearerAuthenticator((token) => {
+        const user = tokens.authenticateToken(token);
+        return user === undefined ? undefined : { name: user.user, groups: user.groups };
+      }),
+    ]),
+  });
+  await api.start();
+  const https: Server = createServer(
+    {
+      key: pki.server.keyPem,
+      cert: pki.server.certPem,
+      ca: pki.ca.certPem,
+      requestCert: true,
+      rejectUnauthorized: false,
+      keepAliveTimeout: 120_000,
+    },
+    api.handle,
+  );
+  https.on('clientError', (err, socket) => {
+    log.debug({ err }, 'client connection error');
+    socket.destroy();
+  });
+  await new Promise<void>((ok, fail) => {
+    https.once('error', fail);
+    https.listen(resolved.port, resolved.host, () => {
+      https.off('error', fail);
+      ok();
+    });
+  });
+  const port = (https.address() as AddressInfo).port;
+  const reachHost = resolved.host === '0.0.0.0' || resolved.host === '::' ? '127.0.0.1' : resolved.host;
+  const url = `https://${reachHost.includes(':') ? `[${reachHost}]` : reachHost}:${port}`;
+  const kubeconfigPath = join(dataDir, 'admin.kubeconfig');
+  await writeKubeconfig(kubeconfigPath, {
+    server: url,
+    caPem: pki.ca.certPem,
+    clientCertPem: pki.admin.certPem,
+    clientKeyPem: pki.admin.keyPem,
+    user: 'kedge-admin',
+    cluster: 'kedge',
+    context: 'kedge',
+  });
+  log.info(
+    { url, kubeconfig: kubeconfigPath, nodeTokenFile: join(dataDir, 'node-token') },
+    'kedge server ready',
+  );
+  let closed: Promise<void> | undefined;
+  return {
+    url,
+    dataDir,
+    kubeconfigPath,
+    nodeToken,
+    api,
+    tokens,
+    close() {
+      closed ??= (async () => {
+        const done = new Promise<void>((ok) => https.close(() => ok()));
+        await api.close();
+        https.closeAllConnections();
+        await done;
+        await store.close();
+        tokens.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** The server's own join token: created once, kept in DIR/node-token (0600), valid until revoked. */
+async function ensureNodeToken(path: string, tokens: TokenStore, log: Logger): Promise<string> {
+  if (existsSync(path)) {
+    const token = (await readFile(path, 'utf8')).trim();
+    if (tokens.verify(token) === undefined) {
+      log.warn(
+        { file: path },
+        'the node token in the data dir is revoked or not valid: agents cannot join with it',
+      );
+    }
+    return token;
+  }
+  const created = tokens.create({ description: 'server node-token' });
+  await writeFile(path, `${created.token}\n`, { mode: 0o600 });
+  return created.token;
+}
