@@ -23,6 +23,7 @@ const MESSAGES: ReadonlyMap<string, string> = new Map([
   ['apps/v1/Deployment', 'Deployment'],
   ['batch/v1/Job', 'Job'],
   ['batch/v1/CronJob', 'CronJob'],
+  ['coordination.k8s.io/v1/Lease', 'Lease'],
   ['authorization.k8s.io/v1/SelfSubjectAccessReview', 'SelfSubjectAccessReview'],
 ]);
 
