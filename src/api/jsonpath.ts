@@ -19,7 +19,7 @@ type Segment =
   | { readonly type: 'indexes'; readonly indexes: readonly number[] }
   | { readonly type: 'slice'; readonly start?: number; readonly end?: number; readonly step: number }
   | { readonly type: 'filter'; readonly left: Operand; readonly op?: CompareOp; readonly right?: Operand }
-  | { readonly type: 'recursive'; readonly then: Segment };
+  | { readonly type: 'recursive'; readonly inner: Segment };
 
 /** Evaluates a compiled expression against one JSON value; returns every match in document order. */
 export type JsonPathFn = (obj: unknown) => unknown[];
@@ -107,9 +107,9 @@ class Parser {
     const segs: Segment[] = [];
     for (;;) {
       if (this.eat('..')) {
-        if (this.peek() === '[') segs.push({ type: 'recursive', then: this.bracket() });
-        else if (this.eat('*')) segs.push({ type: 'recursive', then: { type: 'wildcard' } });
-        else segs.push({ type: 'recursive', then: this.nameSegment() });
+        if (this.peek() === '[') segs.push({ type: 'recursive', inner: this.bracket() });
+        else if (this.eat('*')) segs.push({ type: 'recursive', inner: { type: 'wildcard' } });
+        else segs.push({ type: 'recursive', inner: this.nameSegment() });
       } else if (this.peek() === '.') {
         this.pos++;
         if (this.eat('*')) segs.push({ type: 'wildcard' });
@@ -334,7 +334,7 @@ function apply(seg: Segment, nodes: readonly unknown[]): unknown[] {
       case 'recursive': {
         const all: unknown[] = [];
         descendants(node, all);
-        out.push(...apply(seg.then, all));
+        out.push(...apply(seg.inner, all));
         break;
       }
     }
