@@ -229,6 +229,19 @@ describe('pruneUnknownFields', () => {
     });
   }
 
+  it('treats a field named __proto__ as a field, not as the prototype', () => {
+    const schema = spec({
+      type: 'object',
+      properties: { ['__proto__']: { type: 'object', properties: { a: { type: 'integer', default: 1 } } } },
+    });
+    const input = JSON.parse('{"spec":{"__proto__":{"b":2},"x":1}}');
+    const pruned = pruneUnknownFields(schema, input) as { spec: Record<string, unknown> };
+    assert.deepEqual(Object.keys(pruned.spec), ['__proto__']);
+    assert.equal(Object.getPrototypeOf(pruned.spec), Object.prototype);
+    const defaulted = applySchemaDefaults(schema, pruned) as { spec: Record<string, unknown> };
+    assert.deepEqual(JSON.stringify(defaulted), '{"spec":{"__proto__":{"a":1}}}');
+  });
+
   it('keeps a valid Device intact', () => {
     assert.deepEqual(pruneUnknownFields(device, deviceExample()), deviceExample());
   });

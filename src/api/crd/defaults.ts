@@ -1,6 +1,6 @@
 /** Defaulting: structural-schema defaults for custom resources, and the defaults of a CRD itself. */
 import { isPlainObject } from '../meta.ts';
-import { cloneJson } from './json.ts';
+import { cloneJson, setOwn } from './json.ts';
 import type { CustomResourceDefinition, JSONSchemaProps } from './types.ts';
 import { ROOT_FIELDS } from './validate.ts';
 
@@ -41,9 +41,9 @@ function defaultNode(s: JSONSchemaProps, value: unknown, root: boolean): unknown
   for (const [key, p] of Object.entries(props)) {
     if (root && ROOT_FIELDS.has(key)) continue;
     if (!Object.hasOwn(value, key)) {
-      if (p.default !== undefined) value[key] = cloneJson(p.default);
+      if (p.default !== undefined) setOwn(value, key, cloneJson(p.default));
     } else if (isNonNullableNull(value[key], p)) {
-      if (p.default !== undefined) value[key] = cloneJson(p.default);
+      if (p.default !== undefined) setOwn(value, key, cloneJson(p.default));
       else delete value[key];
     }
   }
@@ -52,13 +52,13 @@ function defaultNode(s: JSONSchemaProps, value: unknown, root: boolean): unknown
     const p = Object.hasOwn(props, key) ? props[key] : additional;
     if (p === undefined) continue;
     if (p === additional && isNonNullableNull(value[key], p)) {
-      if (p.default !== undefined) value[key] = cloneJson(p.default);
+      if (p.default !== undefined) setOwn(value, key, cloneJson(p.default));
       else {
         delete value[key];
         continue;
       }
     }
-    value[key] = defaultNode(p, value[key], false);
+    setOwn(value, key, defaultNode(p, value[key], false));
   }
   return value;
 }

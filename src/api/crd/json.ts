@@ -54,3 +54,17 @@ export function compilePattern(pattern: string): RegExp | Error {
   }
   return re;
 }
+
+/** Sets an own property, also for the key `__proto__` (which plain assignment would treat as the prototype). */
+export function setOwn(obj: Record<string, unknown>, key: string, value: unknown): void {
+  if (key === '__proto__') {
+    Object.defineProperty(obj, key, { value, writable: true, enumerable: true, configurable: true });
+  } else {
+    obj[key] = value;
+  }
+}
+
+/** An own property's value (never one inherited from Object.prototype, like `constructor`). */
+export function getOwn(obj: Record<string, unknown> | undefined, key: string): unknown {
+  return obj !== undefined && Object.hasOwn(obj, key) ? obj[key] : undefined;
+}

@@ -1,6 +1,6 @@
 /** Pruning: dropping the fields a structural schema does not declare. */
 import { isPlainObject } from '../meta.ts';
-import { cloneJson } from './json.ts';
+import { cloneJson, setOwn } from './json.ts';
 import type { JSONSchemaProps } from './types.ts';
 import { ROOT_FIELDS } from './validate.ts';
 
@@ -34,7 +34,7 @@ function pruneNode(s: JSONSchemaProps, value: unknown, root: boolean): unknown {
   for (const key of Object.keys(value)) {
     if (keepMeta && ROOT_FIELDS.has(key)) continue;
     const p = Object.hasOwn(props, key) ? props[key] : additional;
-    if (p !== undefined) value[key] = pruneNode(p, value[key], false);
+    if (p !== undefined) setOwn(value, key, pruneNode(p, value[key], false));
     else if (!preserve) delete value[key];
   }
   return value;

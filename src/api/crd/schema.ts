@@ -10,7 +10,7 @@ import {
   required,
   typeInvalid,
 } from './field-error.ts';
-import { compilePattern, jsonEqual } from './json.ts';
+import { compilePattern, getOwn, jsonEqual } from './json.ts';
 import { pruneValue } from './prune.ts';
 import type { JSONSchemaProps } from './types.ts';
 import { validateValue } from './validate.ts';
@@ -198,11 +198,11 @@ function checkNode(node: unknown, path: string, errors: FieldError[], ctx: Ctx):
     checkNode(prop, `${path}.properties[${key}]`, errors, {
       where: 'property',
       junctor: ctx.junctor,
-      outer: ctx.outer?.properties?.[key],
+      outer: getOwn(ctx.outer?.properties, key) as JSONSchemaProps | undefined,
       intOrString: false,
       metadata: isMeta,
     });
-    if (ctx.junctor && ctx.outer !== undefined && ctx.outer.properties?.[key] === undefined) {
+    if (ctx.junctor && ctx.outer !== undefined && getOwn(ctx.outer.properties, key) === undefined) {
       errors.push(
         required(
           `${path}.properties[${key}]`,
@@ -350,7 +350,7 @@ function checkListAndMapType(s: JSONSchemaProps, path: string, errors: FieldErro
         const kp = `${keysPath}[${i}]`;
         if (seen.has(k)) errors.push(invalid(kp, k, 'must not contain duplicates'));
         seen.add(k);
-        const prop = items.properties?.[k];
+        const prop = getOwn(items.properties, k) as JSONSchemaProps | undefined;
         if (prop === undefined) {
           errors.push(invalid(keysPath, keys, 'entries must all be names of item properties'));
         } else if (!SCALAR_TYPES.has(prop.type ?? '') && prop['x-kubernetes-int-or-string'] !== true) {

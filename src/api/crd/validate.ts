@@ -13,7 +13,7 @@ import {
   typeInvalid,
 } from './field-error.ts';
 import { checkNumberFormat, checkStringFormat } from './formats.ts';
-import { canonicalJson, compilePattern, jsonEqual, jsonTypeOf } from './json.ts';
+import { canonicalJson, compilePattern, getOwn, jsonEqual, jsonTypeOf } from './json.ts';
 import type { JSONSchemaProps } from './types.ts';
 
 /** Fields of the root (and of embedded resources) that the API server checks itself. */
@@ -162,7 +162,8 @@ function validateArray(s: JSONSchemaProps, v: unknown[], path: string, errors: F
       if (!isPlainObject(item)) return;
       const tuple: Record<string, unknown> = {};
       for (const k of keys) {
-        const kv = item[k] ?? s.items?.properties?.[k]?.default;
+        const prop = getOwn(s.items?.properties, k) as JSONSchemaProps | undefined;
+        const kv = getOwn(item, k) ?? prop?.default;
         if (kv !== undefined) tuple[k] = kv;
       }
       const key = canonicalJson(tuple);
