@@ -1,5 +1,6 @@
 /** CustomResourceDefinitions: types, CRD validation, and schema validation, defaulting and pruning of custom resources. */
 export { applyCrdDefaults, applySchemaDefaults } from './defaults.ts';
+export { cronTabCrdExample, deviceCrdExample, deviceExample } from './examples.ts';
 export {
   type FieldError,
   type FieldErrorType,
