@@ -954,6 +954,13 @@ export class ApiHandler {
       }, interval);
       timers.push(timer);
     }
+    res.writeHead(200, {
+      'Content-Type': JSON_TYPE,
+      'Transfer-Encoding': 'chunked',
+      'Cache-Control': 'no-cache, private',
+    });
+    res.flushHeaders();
+    headerSent = true;
     try {
       const events = watchObjects(
         this.#storage,

@@ -26,6 +26,7 @@ import {
 } from './auth.ts';
 import { ApiHandler } from './handler.ts';
 import { createApiMetrics } from './metrics.ts';
+import { openapiHash, openapiV3Document, openapiV3Index, type Schema } from './openapi.ts';
 import { ResourceRegistry } from './registry.ts';
 import { ObjectStorage } from './storage.ts';
 import { randomClusterIp } from './strategy.ts';
@@ -58,6 +59,7 @@ export class ApiServer {
   #crdLoopDone: Promise<void> | undefined;
   readonly #usedIps = new Set<string>();
   #ipsLoaded = false;
+  #openapiCache: { generation: number; index: unknown; byPrefix(prefix: string): unknown } | undefined;
 
   constructor(options: ApiServerOptions) {
     this.#log = options.logger;
@@ -118,6 +120,21 @@ export class ApiServer {
       res.end('ok');
       return true;
     }
+    if (path === '/openapi/v3' || path.startsWith('/openapi/v3/')) {
+      const docs = this.#openapi();
+      const body = path === '/openapi/v3' ? docs.index : docs.byPrefix(path.slice('/openapi/v3/'.length));
+      if (body === undefined) return false;
+      const text = JSON.stringify(body);
+      res.writeHead(200, {
+        'Content-Type': 'application/json',
+        'Content-Length': Buffer.byteLength(text),
+        ...(path === '/openapi/v3'
+          ? {}
+          : { 'Cache-Control': 'public, immutable', Etag: `"${openapiHash(body)}"` }),
+      });
+      res.end(text);
+      return true;
+    }
     if (path === '/metrics') {
       const text = await this.metrics.metrics();
       res.writeHead(200, { 'Content-Type': this.metrics.contentType });
@@ -125,6 +142,30 @@ export class ApiServer {
       return true;
     }
     return false;
+  }
+
+  /** OpenAPI v3 documents, rebuilt only when the set of served types changes. */
+  #openapi(): { index: unknown; byPrefix(prefix: string): unknown } {
+    const generation = this.registry.generation;
+    if (this.#openapiCache?.generation !== generation) {
+      const resources = this.registry.all();
+      const options = {
+        customSchema: (rt: ResourceType) => {
+          const schema = this.registry.customInfo(rt)?.schema;
+          return isPlainObject(schema) ? (schema as Schema) : undefined;
+        },
+      };
+      const docs = new Map<string, unknown>();
+      this.#openapiCache = {
+        generation,
+        index: openapiV3Index(resources, options),
+        byPrefix(prefix) {
+          if (!docs.has(prefix)) docs.set(prefix, openapiV3Document(resources, prefix, options));
+          return docs.get(prefix);
+        },
+      };
+    }
+    return this.#openapiCache;
   }
 
   #checkCustomResource(

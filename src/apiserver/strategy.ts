@@ -249,16 +249,11 @@ const strategies: Record<string, Strategy> = {
       spec['finalizers'] = ['kubernetes'];
     },
     defaults(o) {
-      const labels = (o.metadata.labels ??= {});
-      if (o.metadata.name !== undefined) labels['kubernetes.io/metadata.name'] = o.metadata.name;
+      if (o.metadata.name === undefined) return;
+      o.metadata.labels = { ...o.metadata.labels, 'kubernetes.io/metadata.name': o.metadata.name };
     },
   },
-  '/Node': {
-    defaults(o) {
-      const spec = obj(o, 'spec');
-      void spec;
-    },
-  },
+  '/Node': {},
   '/Pod': {
     defaults(o) {
       defaultPodSpec(obj(o, 'spec'));

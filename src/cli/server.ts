@@ -67,6 +67,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const extraHosts = resolved.host === '0.0.0.0' || resolved.host === '::' ? [] : [resolved.host];
   const pki = await loadOrCreateServerPki(join(dataDir, 'tls'), { hosts: extraHosts });
   if (pki.issued.length > 0) log.info({ issued: pki.issued }, 'issued certificates');
+  await mkdir(join(dataDir, 'db'), { recursive: true, mode: 0o700 });
   const store = openSqliteStore({
     path: join(dataDir, 'db', 'state.db'),
     logger: log.child({ component: 'store' }),
