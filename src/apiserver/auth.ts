@@ -1,35 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
+import type { Authorizer, UserInfo } from '../api/auth.ts';
 
-/** An authenticated caller. */
-export interface UserInfo {
-  readonly name: string;
-  readonly groups: readonly string[];
-}
-
-/** What a request wants to do, in Kubernetes' authorization terms. */
-export interface RequestAttributes {
-  readonly user: UserInfo;
-  readonly verb: string;
-  /** True for /api and /apis object requests; false for paths like /healthz. */
-  readonly resourceRequest: boolean;
-  readonly group: string;
-  readonly version: string;
-  readonly resource: string;
-  readonly subresource: string;
-  readonly namespace: string | undefined;
-  readonly name: string | undefined;
-  readonly path: string;
-}
-
-export interface Decision {
-  readonly allowed: boolean;
-  readonly reason?: string;
-}
+export type { Authorizer, Decision, RequestAttributes, UserInfo } from '../api/auth.ts';
 
 export type Authenticator = (req: IncomingMessage) => UserInfo | undefined | Promise<UserInfo | undefined>;
-/** Returns a decision, or undefined to leave it to the next authorizer. */
-export type Authorizer = (attrs: RequestAttributes) => Decision | undefined | Promise<Decision | undefined>;
 
 /** The subject of a verified client certificate: CN is the user, O the groups (as Kubernetes does). */
 export const certificateAuthenticator: Authenticator = (req) => {

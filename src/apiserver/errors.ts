@@ -1,41 +1,10 @@
 import { invalidMessage, type FieldError as SchemaFieldError } from '../api/crd/index.ts';
-import type { Status, StatusCause, StatusReason } from '../api/meta.ts';
+import type { Status, StatusCause } from '../api/meta.ts';
 import type { ResourceType } from '../api/resource.ts';
-import { isKedgeError, KedgeError } from '../lib/errors.ts';
+import { ApiError } from '../api/status-error.ts';
+import { isKedgeError } from '../lib/errors.ts';
 
-/** An API failure that becomes a meta/v1 Status with the HTTP code and reason Kubernetes uses. */
-export class ApiError extends KedgeError {
-  readonly httpCode: number;
-  readonly reason: StatusReason;
-  readonly details: Status['details'] | undefined;
-  constructor(
-    httpCode: number,
-    reason: StatusReason,
-    message: string,
-    details?: Status['details'],
-    cause?: unknown,
-  ) {
-    super('KEDGE_API_STATUS', message, cause === undefined ? {} : { cause });
-    this.name = 'ApiError';
-    this.httpCode = httpCode;
-    this.reason = reason;
-    this.details = details;
-  }
-
-  toStatus(): Status {
-    const status: Status = {
-      kind: 'Status',
-      apiVersion: 'v1',
-      metadata: {},
-      status: 'Failure',
-      message: this.message,
-      reason: this.reason,
-      code: this.httpCode,
-    };
-    if (this.details !== undefined) status.details = this.details;
-    return status;
-  }
-}
+export { ApiError } from '../api/status-error.ts';
 
 /** `pods` or `deployments.apps`: how Kubernetes names a resource in messages. */
 export function qualifiedResource(rt: Pick<ResourceType, 'group' | 'plural'>): string {
