@@ -21,6 +21,7 @@ export const ErrorCodes = {
   KEDGE_API_STATUS: 'A Kubernetes API request failed with a Status',
   KEDGE_STORE_LOCKED: 'The store file is in use by another store',
   KEDGE_CRD_VERSION_NOT_FOUND: 'A CustomResourceDefinition does not define the requested version',
+  KEDGE_QUANTITY_INVALID: 'A resource quantity cannot be parsed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
