@@ -22,6 +22,10 @@ export const ErrorCodes = {
   KEDGE_STORE_LOCKED: 'The store file is in use by another store',
   KEDGE_CRD_VERSION_NOT_FOUND: 'A CustomResourceDefinition does not define the requested version',
   KEDGE_QUANTITY_INVALID: 'A resource quantity cannot be parsed',
+  KEDGE_AGENT_SYNC_INVALID: 'A sync batch from the hub cannot be applied',
+  KEDGE_AGENT_JOIN_FAILED: 'The node could not join the cluster',
+  KEDGE_AGENT_CA_MISMATCH: 'The server CA does not match the hash in the join token',
+  KEDGE_AGENT_RUNTIME: 'The pod runtime failed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
