@@ -628,62 +628,7 @@ export class ApiHandler {
       }
     } else if (subresource === 'binding' && rt.subresources.binding && method === 'POST') {
       const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
-      const target = isPlainObject(body) && isPlainObject(body['target']) ? body['target'] : undefined;
-      const node = target?.['name'];
-      if (typeof node !== 'string' || node === '') {
-        throw apiErrors.invalid({ group: '', kind: 'Binding' }, name, [
-          { type: 'FieldValueRequired', field: 'target.name' },
-        ]);
-      }
-      await storage
-        .guaranteedUpdate(
-          rt,
-          namespace,
-          name,
-          (pod) => {
-            const spec = isPlainObject(pod['spec']) ? pod['spec'] : {};
-            if (pod.metadata.deletionTimestamp !== undefined)
-              throw apiErrors.conflict(
-                rt,
-                name,
-                `pod ${name} is being deleted, cannot be assigned to a host`,
-              );
-            if (typeof spec['nodeName'] === 'string' && spec['nodeName'] !== '') {
-              throw apiErrors.conflict(
-                rt,
-                name,
-                `pod ${name} is already assigned to node "${spec['nodeName']}"`,
-              );
-            }
-            spec['nodeName'] = node;
-            const status = isPlainObject(pod['status']) ? pod['status'] : {};
-            const conditions = (Array.isArray(status['conditions']) ? status['conditions'] : []).filter(
-              (c: unknown) => !(isPlainObject(c) && c['type'] === 'PodScheduled'),
-            );
-            conditions.push({
-              type: 'PodScheduled',
-              status: 'True',
-              lastProbeTime: null,
-              lastTransitionTime: new Date().toISOString().replace(/\.\d{3}Z$/, 'Z'),
-            });
-            status['conditions'] = conditions;
-            pod['status'] = status;
-            return pod;
-          },
-          undefined,
-          writeOptions(q, warnings),
-        )
-        .then(async (pod) => {
-          // Binding writes spec and status together, as the Kubernetes binding REST does.
-          await storage.guaranteedUpdate(
-            rt,
-            namespace,
-            name,
-            (cur) => ({ ...cur, status: pod['status'] }),
-            'status',
-            writeOptions(q, warnings),
-          );
-        });
+      await storage.bind(rt, namespace, name, body, writeOptions(q, warnings));
       return send(res, 201, {
         kind: 'Status',
         apiVersion: 'v1',

@@ -32,6 +32,9 @@ export interface StorageHooks {
   allocateClusterIp?(): Promise<string>;
 }
 
+/** What an update may change: the object without its status, only the status, or both (binding). */
+export type UpdateScope = 'status' | 'all' | undefined;
+
 export type Mutation = (current: KubeObject) => KubeObject | Promise<KubeObject>;
 
 const MAX_RETRIES = 8;
@@ -186,7 +189,7 @@ export class ObjectStorage {
     namespace: string | undefined,
     name: string,
     mutate: Mutation,
-    subresource: 'status' | undefined,
+    subresource: UpdateScope,
     options: WriteOptions = {},
   ): Promise<KubeObject> {
     const key = objectKey(rt, namespace, name);
@@ -216,6 +219,54 @@ export class ObjectStorage {
         throw err;
       }
     }
+  }
+
+  /** pods/binding: set spec.nodeName of an unbound pod and its PodScheduled condition, in one write. */
+  async bind(
+    rt: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    body: unknown,
+    options: WriteOptions = {},
+  ): Promise<KubeObject> {
+    const target = isPlainObject(body) && isPlainObject(body['target']) ? body['target'] : undefined;
+    const node = target?.['name'];
+    if (typeof node !== 'string' || node === '') {
+      throw apiErrors.invalid({ group: '', kind: 'Binding' }, name, [
+        { type: 'FieldValueRequired', field: 'target.name' },
+      ]);
+    }
+    return this.guaranteedUpdate(
+      rt,
+      namespace,
+      name,
+      (pod) => {
+        const spec = isPlainObject(pod['spec']) ? pod['spec'] : {};
+        if (pod.metadata.deletionTimestamp !== undefined) {
+          throw apiErrors.conflict(rt, name, `pod ${name} is being deleted, cannot be assigned to a host`);
+        }
+        if (typeof spec['nodeName'] === 'string' && spec['nodeName'] !== '') {
+          throw apiErrors.conflict(rt, name, `pod ${name} is already assigned to node "${spec['nodeName']}"`);
+        }
+        spec['nodeName'] = node;
+        pod['spec'] = spec;
+        const status = isPlainObject(pod['status']) ? pod['status'] : {};
+        const conditions = (Array.isArray(status['conditions']) ? status['conditions'] : []).filter(
+          (c: unknown) => !(isPlainObject(c) && c['type'] === 'PodScheduled'),
+        );
+        conditions.push({
+          type: 'PodScheduled',
+          status: 'True',
+          lastProbeTime: null,
+          lastTransitionTime: now(),
+        });
+        status['conditions'] = conditions;
+        pod['status'] = status;
+        return pod;
+      },
+      'all',
+      options,
+    );
   }
 
   async delete(
@@ -291,7 +342,7 @@ export class ObjectStorage {
     rt: ResourceType,
     current: KubeObject,
     proposed: KubeObject,
-    subresource: 'status' | undefined,
+    subresource: UpdateScope,
   ): KubeObject {
     let next: KubeObject;
     if (subresource === 'status') {
@@ -299,6 +350,8 @@ export class ObjectStorage {
       if (proposed['status'] === undefined) delete next['status'];
       else next['status'] = proposed['status'];
       // Kubernetes lets status writers change labels and annotations? No: status writes change status only.
+    } else if (subresource === 'all') {
+      next = proposed;
     } else {
       next = proposed;
       if (rt.subresources.status) {
@@ -322,12 +375,12 @@ export class ObjectStorage {
     delete meta.generateName;
     if (cur.generateName !== undefined) meta.generateName = cur.generateName;
     meta.resourceVersion = cur.resourceVersion ?? '';
-    if (subresource === undefined) strategyFor(rt).defaults?.(next);
+    if (subresource !== 'status') strategyFor(rt).defaults?.(next);
     const curGen = cur.generation ?? 1;
     const changed =
       specPart(next, rt.subresources.status === true) !== specPart(current, rt.subresources.status === true);
-    meta.generation = changed && subresource === undefined ? curGen + 1 : curGen;
-    if (rt.kind === 'CustomResourceDefinition' && subresource === undefined) {
+    meta.generation = changed && subresource !== 'status' ? curGen + 1 : curGen;
+    if (rt.kind === 'CustomResourceDefinition' && subresource !== 'status') {
       const errors = this.hooks.crd?.(next, current) ?? [];
       if (errors.length > 0) throw apiErrors.invalid(rt, meta.name, errors);
     }
