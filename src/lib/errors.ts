@@ -21,6 +21,7 @@ export const ErrorCodes = {
   KEDGE_API_STATUS: 'A Kubernetes API request failed with a Status',
   KEDGE_STORE_LOCKED: 'The store file is in use by another store',
   KEDGE_CRD_VERSION_NOT_FOUND: 'A CustomResourceDefinition does not define the requested version',
+  KEDGE_PROTOCOL_INVALID: 'A cloud-edge protocol frame is malformed or too large',
   KEDGE_QUANTITY_INVALID: 'A resource quantity cannot be parsed',
   KEDGE_AGENT_SYNC_INVALID: 'A sync batch from the hub cannot be applied',
   KEDGE_AGENT_JOIN_FAILED: 'The node could not join the cluster',
