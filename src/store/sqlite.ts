@@ -298,15 +298,22 @@ class SqliteStoreImpl implements SqliteStore {
       ),
     );
     this.#countLatest = ranged((r) => range('key', `SELECT COUNT(*) AS n FROM kv WHERE key ${r}`));
-    // The newest row per key at or below ?3 (SQLite takes bare columns from the MAX row), if a put.
-    const atRevision = (r: string) =>
+    // The state at ?3. Keys unchanged since ?3 come from kv; keys changed after ?3 (few: they lie in the
+    // history window) from their newest log row at or below ?3, if it is a put (SQLite takes the bare
+    // columns from the MAX row). The two sets are disjoint, and SQLite merges them in key order.
+    const unchanged = (r: string) =>
+      range('key', `SELECT key, revision, create_revision FROM kv WHERE key ${r} AND revision <= ?3`);
+    const changed = (r: string) =>
       range(
         'key',
-        `SELECT key, MAX(revision) AS revision, type, create_revision FROM log
-         WHERE key ${r} AND revision <= ?3 GROUP BY key HAVING type = ${PUT}`,
+        `SELECT key, MAX(revision) AS revision, create_revision FROM log
+         WHERE key IN (SELECT key FROM log WHERE revision > ?3) AND key ${r} AND revision <= ?3
+         GROUP BY key HAVING type = ${PUT}`,
       );
-    this.#listAt = ranged((r) => `${atRevision(r)} ORDER BY key LIMIT ?4`);
-    this.#countAt = ranged((r) => `SELECT COUNT(*) AS n FROM (${atRevision(r)})`);
+    this.#listAt = ranged((r) => `${unchanged(r)} UNION ALL ${changed(r)} ORDER BY key LIMIT ?4`);
+    this.#countAt = ranged(
+      (r) => `SELECT (SELECT COUNT(*) FROM (${unchanged(r)})) + (SELECT COUNT(*) FROM (${changed(r)})) AS n`,
+    );
     // `+l.key` keeps the planner on the revision order (a key-index scan would read all history).
     this.#replay = ranged((r) =>
       range(
