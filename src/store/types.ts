@@ -90,7 +90,11 @@ export type BatchOp =
 export interface Store {
   /** Latest committed revision (0 for an empty store). */
   currentRevision(): number;
-  /** Revisions at or below this one can no longer be read or watched from (0: nothing compacted). */
+  /**
+   * History before this revision is gone (as in etcd): a list at a revision below it, or a watch with
+   * afterRevision below it, fails with KEDGE_STORE_COMPACTED; the state at this revision stays readable.
+   * 0: nothing compacted.
+   */
   compactedRevision(): number;
   /** Create a key; KEDGE_STORE_KEY_EXISTS if it exists. Returns the new entry. */
   create(key: string, value: string): Promise<StoreEntry>;
@@ -113,8 +117,15 @@ export interface Store {
   list(prefix: string, options?: ListOptions): Promise<ListResult>;
   /** Number of keys under a prefix at the latest revision. */
   count(prefix: string): Promise<number>;
+  /**
+   * Watch keys under a prefix. Never throws: a watch that cannot start (invalid options, compacted or
+   * future afterRevision, closed store) ends at once with that error, through `done` and iteration.
+   */
   watch(prefix: string, options: WatchOptions): Watch;
-  /** Drop history at or below `revision` (never the latest state of a key). */
+  /**
+   * Drop the history before `revision`, keeping the state at it (so never the latest state of a key);
+   * a revision at or below the compacted one does nothing; above the current one: KEDGE_STORE_FUTURE_REVISION.
+   */
   compact(revision: number): Promise<void>;
   /** Close the store; running watches end. */
   close(): Promise<void>;
