@@ -1,0 +1,98 @@
+/**
+ * The durable upstream queue: every status the agent produces goes here first, then to the hub in
+ * status batches, in seq order; a row leaves only when a status-ack covers its seq.
+ *
+ * Coalescing: one pending row per object (a newer pod, node or device status replaces the older
+ * pending one and moves to the end with a new seq). Events are not coalesced but bounded: beyond
+ * `maxEvents` the oldest pending events are dropped; statuses are never dropped.
+ */
+import type { StatusItem } from '../protocol/messages.ts';
+import type { LocalStore } from './local-store.ts';
+
+export interface OutboxOptions {
+  /** Pending events kept at most (default 1000). */
+  readonly maxEvents?: number;
+  /** Called after an event was dropped to respect maxEvents. */
+  readonly onEventsDropped?: (count: number) => void;
+}
+
+/** Which pending row a new item replaces; null: never coalesced. */
+export function coalesceKeyOf(item: StatusItem): string | null {
+  switch (item.kind) {
+    case 'NodeStatus':
+      return `node/${item.name}`;
+    // A pod's deletion report replaces its pending status: nobody needs the status of a pod that is gone.
+    case 'PodStatus':
+    case 'PodDeleted':
+      return `pod/${item.namespace}/${item.name}/${item.uid}`;
+    case 'DeviceStatus':
+      return `device/${item.namespace}/${item.name}`;
+    case 'Event':
+      return null;
+  }
+}
+
+export interface PendingStatus {
+  readonly seq: number;
+  readonly item: StatusItem;
+}
+
+export class Outbox {
+  readonly #store: LocalStore;
+  readonly #maxEvents: number;
+  readonly #onDropped: ((count: number) => void) | undefined;
+  readonly #waiters = new Set<() => void>();
+
+  constructor(store: LocalStore, options: OutboxOptions = {}) {
+    this.#store = store;
+    this.#maxEvents = options.maxEvents ?? 1000;
+    this.#onDropped = options.onEventsDropped;
+  }
+
+  /** Durably queues an item (coalesced per object); returns its seq. */
+  enqueue(item: StatusItem): number {
+    const { seq, dropped } = this.#store.outboxAdd(
+      coalesceKeyOf(item),
+      JSON.stringify(item),
+      this.#maxEvents,
+    );
+    if (dropped > 0) this.#onDropped?.(dropped);
+    for (const wake of this.#waiters) wake();
+    this.#waiters.clear();
+    return seq;
+  }
+
+  /** Pending items with seq > afterSeq, oldest first. */
+  pending(afterSeq = 0, limit = 100): PendingStatus[] {
+    return this.#store
+      .outboxAfter(afterSeq, limit)
+      .map((row) => ({ seq: row.seq, item: JSON.parse(row.item) as StatusItem }));
+  }
+
+  /** The hub wrote everything up to `seq`: drop those rows. */
+  ack(seq: number): number {
+    return this.#store.outboxAck(seq);
+  }
+
+  depth(): number {
+    return this.#store.outboxDepth();
+  }
+
+  lastSeq(): number {
+    return this.#store.outboxLastSeq();
+  }
+
+  /** Resolves at the next enqueue (or when the signal aborts). */
+  nextEnqueue(signal?: AbortSignal): Promise<void> {
+    return new Promise((resolve) => {
+      if (signal?.aborted) return resolve();
+      const wake = (): void => {
+        signal?.removeEventListener('abort', wake);
+        this.#waiters.delete(wake);
+        resolve();
+      };
+      this.#waiters.add(wake);
+      signal?.addEventListener('abort', wake, { once: true });
+    });
+  }
+}
