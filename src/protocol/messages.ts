@@ -21,6 +21,25 @@ export const JOIN_CA_PATH = '/kedge/join/v1/ca';
 export const JOIN_CSR_PATH = '/kedge/join/v1/csr';
 /** Certificate renewal with the current client certificate (no token). */
 export const RENEW_CSR_PATH = '/kedge/join/v1/renew';
+
+/**
+ * Body of POST JOIN_CSR_PATH (JSON, with `Authorization: Bearer <join token>`) and of POST RENEW_CSR_PATH
+ * (JSON, authenticated by the node's current client certificate). The CSR's subject must be
+ * CN=system:node:<nodeName>, O=system:nodes. GET JOIN_CA_PATH answers the CA certificate as PEM text.
+ */
+export interface JoinRequest {
+  readonly nodeName: string;
+  readonly csrPem: string;
+  /** Labels for the Node object the server creates on first join (`--node-labels`). */
+  readonly labels?: Readonly<Record<string, string>>;
+}
+
+/** Answer (JSON, 200) to JOIN_CSR_PATH and RENEW_CSR_PATH. Errors are JSON `{ message }` with 400/401/403/409. */
+export interface JoinResponse {
+  /** The node's client certificate (about one year). */
+  readonly certPem: string;
+  readonly caPem: string;
+}
 /** Largest frame either side accepts (bytes). */
 export const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
