@@ -210,12 +210,15 @@ describe('Outbox', () => {
     store.close();
   });
 
-  it('wakes a waiter on enqueue', async () => {
+  it('tells listeners about each enqueue', () => {
     const store = new LocalStore(freshPath());
     const outbox = new Outbox(store);
-    const woke = outbox.nextEnqueue();
+    let heard = 0;
+    const off = outbox.onEnqueue(() => heard++);
     outbox.enqueue(event(1));
-    await woke;
+    off();
+    outbox.enqueue(event(2));
+    assert.equal(heard, 1);
     store.close();
   });
 });

@@ -41,7 +41,7 @@ export class Outbox {
   readonly #store: LocalStore;
   readonly #maxEvents: number;
   readonly #onDropped: ((count: number) => void) | undefined;
-  readonly #waiters = new Set<() => void>();
+  readonly #listeners = new Set<() => void>();
 
   constructor(store: LocalStore, options: OutboxOptions = {}) {
     this.#store = store;
@@ -57,8 +57,7 @@ export class Outbox {
       this.#maxEvents,
     );
     if (dropped > 0) this.#onDropped?.(dropped);
-    for (const wake of this.#waiters) wake();
-    this.#waiters.clear();
+    for (const listener of this.#listeners) listener();
     return seq;
   }
 
@@ -82,17 +81,9 @@ export class Outbox {
     return this.#store.outboxLastSeq();
   }
 
-  /** Resolves at the next enqueue (or when the signal aborts). */
-  nextEnqueue(signal?: AbortSignal): Promise<void> {
-    return new Promise((resolve) => {
-      if (signal?.aborted) return resolve();
-      const wake = (): void => {
-        signal?.removeEventListener('abort', wake);
-        this.#waiters.delete(wake);
-        resolve();
-      };
-      this.#waiters.add(wake);
-      signal?.addEventListener('abort', wake, { once: true });
-    });
+  /** Hear every enqueue (the session sends at once when connected); returns the unsubscribe function. */
+  onEnqueue(listener: () => void): () => void {
+    this.#listeners.add(listener);
+    return () => this.#listeners.delete(listener);
   }
 }

@@ -1,0 +1,55 @@
+import { Counter, Gauge, Registry } from 'prom-client';
+
+/** The agent's Prometheus metrics, served on the local API port at /metrics. */
+export interface AgentMetrics {
+  readonly registry: Registry;
+  readonly reconnects: Counter;
+  readonly appliedBatches: Counter;
+  readonly droppedEvents: Counter;
+  /** What the gauges read at scrape time; the agent fills these in as its parts start. */
+  readonly sources: {
+    outboxDepth: () => number;
+    /** Milliseconds since the epoch of the last frame or pong from the hub (undefined: never). */
+    lastContact: () => number | undefined;
+  };
+}
+
+export function createAgentMetrics(registry: Registry = new Registry()): AgentMetrics {
+  const startedAt = Date.now();
+  const sources: AgentMetrics['sources'] = { outboxDepth: () => 0, lastContact: () => undefined };
+  new Gauge({
+    name: 'kedge_agent_outbox_depth',
+    help: 'Status items waiting in the durable outbox for a status-ack from the hub',
+    registers: [registry],
+    collect() {
+      this.set(sources.outboxDepth());
+    },
+  });
+  new Gauge({
+    name: 'kedge_agent_sync_lag_seconds',
+    help: 'Seconds since the last frame or pong from the hub (since agent start when there was none)',
+    registers: [registry],
+    collect() {
+      this.set((Date.now() - (sources.lastContact() ?? startedAt)) / 1000);
+    },
+  });
+  return {
+    registry,
+    sources,
+    reconnects: new Counter({
+      name: 'kedge_agent_reconnects_total',
+      help: 'Connections to the hub that ended and were retried',
+      registers: [registry],
+    }),
+    appliedBatches: new Counter({
+      name: 'kedge_agent_applied_batches_total',
+      help: 'Sync batches from the hub applied to the local store',
+      registers: [registry],
+    }),
+    droppedEvents: new Counter({
+      name: 'kedge_agent_outbox_dropped_events_total',
+      help: 'Events dropped from the outbox because too many were pending',
+      registers: [registry],
+    }),
+  };
+}

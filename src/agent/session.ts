@@ -1,0 +1,334 @@
+/**
+ * The agent's side of the hub session: one WebSocket (mTLS, server verified against the cluster CA) that
+ * says hello with the full inventory, applies each batch in one transaction and acks it, drains the
+ * outbox in status batches, heartbeats, and reconnects with jittered exponential backoff for as long as
+ * it takes. A frame that does not decode, or a batch that does not apply, ends the connection with
+ * nothing applied; the next hello carries the inventory as it is, and the hub resends the difference.
+ */
+import { EventEmitter } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
+import { isKedgeError } from '../lib/errors.ts';
+import type { Logger } from '../lib/log.ts';
+import { decodeHubMessage, encodeMessage, MAX_BATCH_ITEMS } from '../protocol/codec.ts';
+import {
+  type AgentMessage,
+  type Batch,
+  HUB_PATH,
+  MAX_FRAME_BYTES,
+  PROTOCOL_VERSION,
+  type Welcome,
+} from '../protocol/messages.ts';
+import type { LocalStore } from './local-store.ts';
+import type { AgentMetrics } from './metrics.ts';
+import type { Outbox } from './outbox.ts';
+
+/** PEM credentials for the hub connection; read again on every connect, so renewals take effect. */
+export interface NodeTls {
+  readonly caPem: string;
+  readonly certPem: string;
+  readonly keyPem: string;
+}
+
+export interface SessionOptions {
+  /** The server, `https://HOST:PORT`. */
+  readonly server: string;
+  readonly nodeName: string;
+  readonly store: LocalStore;
+  readonly outbox: Outbox;
+  readonly credentials: () => NodeTls;
+  readonly logger: Logger;
+  readonly metrics?: AgentMetrics;
+  readonly agentVersion?: string;
+  /** Reconnect delays: from initialMs doubling up to maxMs, each with jitter (defaults 500 and 30,000). */
+  readonly backoff?: { readonly initialMs?: number; readonly maxMs?: number };
+  /** How long to wait for the welcome after hello (default 15,000 ms). */
+  readonly welcomeTimeoutMs?: number;
+  /** Items per status batch (default 100) and status batches awaiting a status-ack at once (default 4). */
+  readonly statusBatchItems?: number;
+  readonly maxStatusBatchesInFlight?: number;
+}
+
+export type SessionEvents = {
+  connected: [Welcome];
+  disconnected: [reason: string];
+  batch: [Batch];
+  'status-ack': [seq: number];
+};
+
+/** Delay before reconnect attempt `attempt` (0-based): exponential, capped, with "equal jitter". */
+export function backoffDelay(attempt: number, initialMs = 500, maxMs = 30_000, random = Math.random): number {
+  const ceiling = Math.min(maxMs, initialMs * 2 ** Math.min(attempt, 30));
+  return ceiling / 2 + random() * (ceiling / 2);
+}
+
+export function hubUrl(server: string): string {
+  const url = new URL(server);
+  if (url.protocol !== 'https:') throw new TypeError(`Server URL ${server} must start with https://`);
+  url.protocol = 'wss:';
+  url.pathname = HUB_PATH;
+  return url.toString();
+}
+
+/** Why a connection ended, for logs and the backoff decision. */
+interface Outcome {
+  readonly welcomed: boolean;
+  readonly reason: string;
+}
+
+export class Session extends EventEmitter<SessionEvents> {
+  readonly #o: SessionOptions;
+  readonly #log: Logger;
+  readonly #url: string;
+  #stopped = false;
+  #running: Promise<void> | undefined;
+  #ws: WebSocket | undefined;
+  #wake: AbortController = new AbortController();
+  #lastContact: number | undefined;
+  #connected = false;
+
+  constructor(options: SessionOptions) {
+    super();
+    this.#o = options;
+    this.#log = options.logger;
+    this.#url = hubUrl(options.server);
+    if (options.metrics !== undefined) options.metrics.sources.lastContact = () => this.#lastContact;
+  }
+
+  get connected(): boolean {
+    return this.#connected;
+  }
+
+  /** Milliseconds since the epoch of the last frame or pong from the hub. */
+  get lastContact(): number | undefined {
+    return this.#lastContact;
+  }
+
+  start(): void {
+    this.#running ??= this.#loop();
+  }
+
+  async stop(): Promise<void> {
+    this.#stopped = true;
+    this.#wake.abort();
+    this.#ws?.close(1000, 'agent stopping');
+    await this.#running;
+  }
+
+  /** Reconnect now (skipping the backoff wait), e.g. after a certificate renewal. */
+  reconnectNow(): void {
+    this.#wake.abort();
+    this.#ws?.close(1000, 'reconnecting');
+  }
+
+  async #loop(): Promise<void> {
+    let attempt = 0;
+    while (!this.#stopped) {
+      let outcome: Outcome;
+      try {
+        outcome = await this.#connectOnce();
+      } catch (err) {
+        outcome = { welcomed: false, reason: errorText(err) };
+      }
+      this.#connected = false;
+      if (this.#stopped) break;
+      this.emit('disconnected', outcome.reason);
+      if (outcome.welcomed) attempt = 0;
+      const delay = backoffDelay(attempt++, this.#o.backoff?.initialMs, this.#o.backoff?.maxMs);
+      this.#o.metrics?.reconnects.inc();
+      this.#log.info({ reason: outcome.reason, retryInMs: Math.round(delay) }, 'hub connection ended');
+      this.#wake = new AbortController();
+      await sleep(delay, undefined, { signal: this.#wake.signal }).catch(() => {});
+    }
+  }
+
+  #connectOnce(): Promise<Outcome> {
+    const tls = this.#o.credentials();
+    const ws = new WebSocket(this.#url, {
+      ca: tls.caPem,
+      cert: tls.certPem,
+      key: tls.keyPem,
+      maxPayload: MAX_FRAME_BYTES,
+      handshakeTimeout: this.#o.welcomeTimeoutMs ?? 15_000,
+      perMessageDeflate: false,
+    });
+    this.#ws = ws;
+    const { promise, resolve } = Promise.withResolvers<Outcome>();
+    let welcome: Welcome | undefined;
+    let lastBatchSeq = 0;
+    let sentSeq = 0;
+    const inFlight: number[] = [];
+    const timers: NodeJS.Timeout[] = [];
+    let offEnqueue: (() => void) | undefined;
+    let endReason: string | undefined;
+
+    const end = (reason: string, code = 1000): void => {
+      endReason ??= reason;
+      if (ws.readyState === WebSocket.OPEN || ws.readyState === WebSocket.CONNECTING) {
+        if (code === 1000) ws.close(code, reason.slice(0, 120));
+        else ws.terminate();
+      }
+    };
+    const send = (m: AgentMessage): void => {
+      if (ws.readyState === WebSocket.OPEN) ws.send(encodeMessage(m));
+    };
+    const fail = (code: 'bad-frame' | 'too-large' | 'internal', message: string): void => {
+      this.#log.warn({ code, message }, 'protocol error; reconnecting');
+      try {
+        send({ type: 'error', code, message: message.slice(0, 1000) });
+      } catch {}
+      end(message, 1000);
+    };
+
+    const pump = (): void => {
+      const max = this.#o.maxStatusBatchesInFlight ?? 4;
+      const limit = Math.min(this.#o.statusBatchItems ?? 100, MAX_BATCH_ITEMS);
+      while (welcome !== undefined && ws.readyState === WebSocket.OPEN && inFlight.length < max) {
+        let rows = this.#o.outbox.pending(sentSeq, limit);
+        if (rows.length === 0) return;
+        let text: string | undefined;
+        while (text === undefined) {
+          const last = rows.at(-1)!.seq;
+          try {
+            text = encodeMessage({ type: 'status', seq: last, items: rows.map((r) => r.item) });
+          } catch (err) {
+            if (!isKedgeError(err, 'KEDGE_PROTOCOL_INVALID')) throw err;
+            if (rows.length > 1) {
+              rows = rows.slice(0, Math.ceil(rows.length / 2));
+              continue;
+            }
+            // One item larger than a frame can never be sent: drop it rather than block the outbox.
+            this.#log.error(
+              { seq: last, kind: rows[0]?.item.kind },
+              'status item too large for a frame; dropped',
+            );
+            this.#o.outbox.ack(last);
+            rows = this.#o.outbox.pending(sentSeq, limit);
+            if (rows.length === 0) return;
+          }
+        }
+        const seq = rows.at(-1)!.seq;
+        ws.send(text);
+        inFlight.push(seq);
+        sentSeq = seq;
+      }
+    };
+
+    const onBatch = (batch: Batch): void => {
+      if (batch.seq !== lastBatchSeq + 1) {
+        fail('bad-frame', `Batch seq ${batch.seq} does not follow ${lastBatchSeq}`);
+        return;
+      }
+      try {
+        this.#o.store.applyBatch(batch.revision, batch.items);
+      } catch (err) {
+        fail(isKedgeError(err, 'KEDGE_AGENT_SYNC_INVALID') ? 'bad-frame' : 'internal', errorText(err));
+        return;
+      }
+      lastBatchSeq = batch.seq;
+      this.#o.metrics?.appliedBatches.inc();
+      send({ type: 'ack', seq: batch.seq, revision: this.#o.store.revision() });
+      this.emit('batch', batch);
+    };
+
+    ws.on('open', () => {
+      this.#lastContact = Date.now();
+      send({
+        type: 'hello',
+        v: PROTOCOL_VERSION,
+        node: this.#o.nodeName,
+        revision: this.#o.store.revision(),
+        inventory: this.#o.store.inventory(),
+        ...(this.#o.agentVersion === undefined ? {} : { agentVersion: this.#o.agentVersion }),
+      });
+      timers.push(
+        setTimeout(() => {
+          if (welcome === undefined) end('no welcome from the hub in time', 1006);
+        }, this.#o.welcomeTimeoutMs ?? 15_000),
+      );
+    });
+    ws.on('pong', () => {
+      this.#lastContact = Date.now();
+    });
+    ws.on('message', (data, isBinary) => {
+      if (endReason !== undefined) return;
+      this.#lastContact = Date.now();
+      let m: ReturnType<typeof decodeHubMessage>;
+      try {
+        if (isBinary) throw new TypeError('binary frames are not part of the protocol');
+        m = decodeHubMessage(data as Buffer);
+      } catch (err) {
+        fail('bad-frame', errorText(err));
+        return;
+      }
+      if (welcome === undefined && m.type !== 'welcome' && m.type !== 'error') {
+        fail('bad-frame', `Expected welcome, got ${m.type}`);
+        return;
+      }
+      switch (m.type) {
+        case 'welcome': {
+          if (welcome !== undefined) return fail('bad-frame', 'A second welcome');
+          if (m.v !== PROTOCOL_VERSION) {
+            this.#log.warn(
+              { hubVersion: m.v, ours: PROTOCOL_VERSION },
+              'hub speaks another protocol version',
+            );
+          }
+          welcome = m;
+          this.#connected = true;
+          const everyMs = Math.max(1, m.heartbeatSeconds) * 1000;
+          timers.push(
+            setInterval(() => {
+              // Silence for three intervals means the path is dead even if TCP has not noticed.
+              if (Date.now() - (this.#lastContact ?? 0) > 3 * everyMs) return end('hub went silent', 1006);
+              send({ type: 'heartbeat' });
+              ws.ping();
+            }, everyMs),
+          );
+          offEnqueue = this.#o.outbox.onEnqueue(pump);
+          this.#log.info(
+            { serverRevision: m.serverRevision, revision: this.#o.store.revision() },
+            'connected to hub',
+          );
+          this.emit('connected', m);
+          pump();
+          return;
+        }
+        case 'batch':
+          return onBatch(m);
+        case 'status-ack': {
+          this.#o.outbox.ack(m.seq);
+          while (inFlight.length > 0 && inFlight[0]! <= m.seq) inFlight.shift();
+          this.emit('status-ack', m.seq);
+          pump();
+          return;
+        }
+        case 'error':
+          this.#log.warn({ code: m.code, message: m.message }, 'hub reported an error');
+          endReason ??= `hub error ${m.code}: ${m.message}`;
+          return;
+      }
+    });
+    ws.on('unexpected-response', (_req, res) => {
+      end(`hub answered the upgrade with HTTP ${res.statusCode}`, 1006);
+      res.resume();
+    });
+    ws.on('error', (err) => {
+      endReason ??= errorText(err);
+    });
+    ws.on('close', (code, reason) => {
+      for (const t of timers) clearTimeout(t);
+      offEnqueue?.();
+      if (this.#ws === ws) this.#ws = undefined;
+      resolve({
+        welcomed: welcome !== undefined,
+        reason: endReason ?? `closed with ${code}${reason.length > 0 ? ` ${reason.toString()}` : ''}`,
+      });
+    });
+    return promise;
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
