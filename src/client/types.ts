@@ -97,6 +97,14 @@ export interface Cluster {
     name: string,
     options?: DeleteOptions,
   ): Promise<KubeObject>;
+  /** PUT to a subresource such as namespaces/finalize; returns the object as it now is. */
+  updateSubresource(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    subresource: string,
+    body: unknown,
+  ): Promise<KubeObject>;
   /** POST to a subresource such as pods/binding or pods/eviction. */
   createSubresource(
     ref: ResourceRef,
