@@ -15,18 +15,19 @@ import {
 } from './common.ts';
 
 /**
- * Adopt orphan pods matching the selector and release owned pods that stopped matching, like
+ * Adopt orphans (pods, or a Deployment's ReplicaSets) matching the selector and release owned pods that stopped matching, like
  * client-go's PodControllerRefManager. Returns the pods the owner controls afterwards. `fresh` re-reads
  * the owner before the first adoption: an owner that is being deleted or was replaced adopts nothing.
  */
-export async function claimPods(
+export async function claimObjects<T extends KubeObject>(
   cluster: Cluster,
   owner: KubeObject,
   ownerRef: { apiVersion: string; kind: string; resource: ResourceRef },
   selector: LabelSelector,
-  pods: readonly Pod[],
-): Promise<Pod[]> {
-  const claimed: Pod[] = [];
+  pods: readonly T[],
+  childResource: ResourceRef = Resources.pods,
+): Promise<T[]> {
+  const claimed: T[] = [];
   let canAdopt: boolean | undefined;
   const uid = owner.metadata.uid;
   for (const pod of pods) {
@@ -35,7 +36,8 @@ export async function claimPods(
     if (ref !== undefined) {
       if (ref.uid !== uid) continue;
       if (matches) claimed.push(pod);
-      else if (owner.metadata.deletionTimestamp === undefined) await release(cluster, pod, uid ?? '');
+      else if (owner.metadata.deletionTimestamp === undefined)
+        await release(cluster, childResource, pod, uid ?? '');
       continue;
     }
     if (
@@ -54,7 +56,7 @@ export async function claimPods(
       }
     }
     if (!canAdopt) continue;
-    const adopted = await setOwner(cluster, pod, [
+    const adopted = await setOwner(cluster, childResource, pod, [
       ...(pod.metadata.ownerReferences ?? []),
       newControllerRef(owner, ownerRef.apiVersion, ownerRef.kind),
     ]);
@@ -63,21 +65,27 @@ export async function claimPods(
   return claimed;
 }
 
-async function release(cluster: Cluster, pod: Pod, uid: string): Promise<void> {
+async function release(cluster: Cluster, resource: ResourceRef, pod: KubeObject, uid: string): Promise<void> {
   await setOwner(
     cluster,
+    resource,
     pod,
     (pod.metadata.ownerReferences ?? []).filter((r) => r.uid !== uid),
   );
 }
 
 /** Replace a pod's owner references, guarded by its resourceVersion; undefined when the pod is gone. */
-async function setOwner(cluster: Cluster, pod: Pod, refs: OwnerReference[]): Promise<Pod | undefined> {
+async function setOwner<T extends KubeObject>(
+  cluster: Cluster,
+  resource: ResourceRef,
+  pod: T,
+  refs: OwnerReference[],
+): Promise<T | undefined> {
   const next = structuredClone(pod);
   if (refs.length === 0) delete next.metadata.ownerReferences;
   else next.metadata.ownerReferences = refs;
   try {
-    return await cluster.update<Pod>(Resources.pods, next);
+    return await cluster.update<T>(resource, next);
   } catch (err) {
     if (isApiError(err, 404)) return undefined;
     throw err;

@@ -33,7 +33,7 @@ import {
   type WorkloadCondition,
 } from './common.ts';
 import { ControllerLoop } from './loop.ts';
-import { claimPods, podFromTemplate, podsToDelete } from './pods.ts';
+import { claimObjects, podFromTemplate, podsToDelete } from './pods.ts';
 
 const COMPONENT = 'replicaset-controller';
 /** At most this many creates or deletes per sync, like Kubernetes' burstReplicas. */
@@ -141,7 +141,7 @@ export class ReplicaSetController {
     const needsSync = this.#expectations.satisfied(key);
     const selector = labelSelectorFromSpec(rs.spec?.selector);
     const candidates = this.#pods.byIndex(BY_NAMESPACE, namespace ?? '').filter(isPodActive);
-    const pods = await claimPods(
+    const pods = await claimObjects(
       this.#cluster,
       rs,
       { apiVersion: 'apps/v1', kind: 'ReplicaSet', resource: Resources.replicasets },
