@@ -255,6 +255,16 @@ export class RemoteCluster implements Cluster {
   ): Promise<unknown> {
     return this.#json('POST', await this.#path(ref, namespace, name, subresource), body);
   }
+
+  async updateSubresource(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    subresource: string,
+    body: unknown,
+  ): Promise<KubeObject> {
+    return (await this.#json('PUT', await this.#path(ref, namespace, name, subresource), body)) as KubeObject;
+  }
 }
 
 function query(params: Record<string, string | undefined>): string {
