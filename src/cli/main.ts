@@ -6,6 +6,7 @@ import { isKedgeError } from '../lib/errors.ts';
 import { createRootLogger } from '../lib/log.ts';
 import { caHash } from '../lib/pki.ts';
 import { TokenStore } from '../lib/tokens.ts';
+import { runAgentCommand } from './agent.ts';
 import { startServer } from './server.ts';
 
 const USAGE = `Usage: kedge <command> [options]
@@ -13,6 +14,8 @@ const USAGE = `Usage: kedge <command> [options]
 Commands:
   server [--data-dir DIR] [--listen HOST:PORT]   run the control plane (defaults ./.kedge/server, 0.0.0.0:6443)
   token create [--ttl DURATION] [--data-dir DIR] print a new join token (e.g. --ttl 24h)
+  agent --server URL [--token T] [--node-name N] [--data-dir DIR] [--node-labels k=v,...]
+        [--runtime fake] [--local-api 127.0.0.1:10550|off]    join and run an edge node
   up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server (agent and demo device: see README)
   version                                        print the version
 `;
@@ -25,6 +28,8 @@ async function main(argv: string[]): Promise<number> {
       return runServerCommand(rest, command);
     case 'token':
       return tokenCommand(rest);
+    case 'agent':
+      return runAgentCommand(rest);
     case 'version':
     case '--version':
       console.log('kedge 0.1.0 (Kubernetes API v1.32)');

@@ -1,0 +1,292 @@
+/**
+ * `kedge agent`: wiring only. Order matters for autonomy: credentials (stored ones need no network), local
+ * store, pod manager (runs every pod the store holds, before any connection), node status, local API, and
+ * only then the hub session, which may take hours to connect.
+ */
+import { hostname } from 'node:os';
+import { join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { FakeRuntime } from '../agent/fake-runtime.ts';
+import { CertificateKeeper, loadOrJoin, nodeNameError } from '../agent/join.ts';
+import { LocalApi } from '../agent/local-api.ts';
+import { LocalStore } from '../agent/local-store.ts';
+import { type AgentMetrics, createAgentMetrics } from '../agent/metrics.ts';
+import { defaultHostIP, NodeStatusReporter } from '../agent/node-status.ts';
+import { Outbox } from '../agent/outbox.ts';
+import { PodManager } from '../agent/pods.ts';
+import type { PodRuntime } from '../agent/runtime.ts';
+import { Session } from '../agent/session.ts';
+import { labelValueErrors, qualifiedNameErrors } from '../api/selectors.ts';
+import { KedgeError } from '../lib/errors.ts';
+import { createRootLogger, type Logger } from '../lib/log.ts';
+import { parseJoinToken } from '../lib/tokens.ts';
+
+export const AGENT_VERSION = 'kedge-agent/0.1.0';
+
+export interface AgentOptions {
+  /** `https://HOST:PORT` (env KEDGE_SERVER). */
+  readonly server?: string;
+  /** Join token, needed on first start only (env KEDGE_TOKEN). */
+  readonly token?: string;
+  /** Default: the host name (env KEDGE_NODE_NAME). */
+  readonly nodeName?: string;
+  /** Default ./.kedge/agent (env KEDGE_AGENT_DATA_DIR). */
+  readonly dataDir?: string;
+  /** `k=v,k2=v2`: labels of the Node the server creates on first join. */
+  readonly nodeLabels?: string;
+  /** 'fake' (default for now) or 'cri' (not available yet). */
+  readonly runtime?: string;
+  readonly criEndpoint?: string;
+  /** HOST:PORT of the node-local read-only API; '' or 'off' turns it off. Default 127.0.0.1:10550. */
+  readonly localApi?: string;
+  readonly mqttListen?: string;
+  readonly mqttBroker?: string;
+  /** Host IP reported in node and pod status (default: first non-internal IPv4). */
+  readonly hostIP?: string;
+  readonly logger: Logger;
+}
+
+export interface ResolvedAgentOptions {
+  readonly server: string;
+  readonly token: string | undefined;
+  readonly nodeName: string;
+  readonly dataDir: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly runtime: 'fake';
+  readonly localApi: { readonly host: string; readonly port: number } | undefined;
+  readonly hostIP: string;
+}
+
+function parseLabels(text: string, errors: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const part of text.split(',')) {
+    if (part.trim() === '') continue;
+    const eq = part.indexOf('=');
+    if (eq < 0) {
+      errors.push(`--node-labels entry ${JSON.stringify(part)} is not key=value`);
+      continue;
+    }
+    const k = part.slice(0, eq).trim();
+    const v = part.slice(eq + 1).trim();
+    const problems = [...qualifiedNameErrors(k), ...labelValueErrors(v)];
+    if (problems.length > 0) errors.push(`--node-labels ${JSON.stringify(part)}: ${problems.join('; ')}`);
+    else labels[k] = v;
+  }
+  return labels;
+}
+
+/** Checks every option once and reports all problems together. */
+export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): ResolvedAgentOptions {
+  const env = process.env;
+  const errors: string[] = [];
+  const server = options.server ?? env['KEDGE_SERVER'] ?? '';
+  if (server === '') errors.push('--server https://HOST:PORT is required');
+  else {
+    try {
+      const u = new URL(server);
+      if (u.protocol !== 'https:') errors.push(`--server ${JSON.stringify(server)} must start with https://`);
+    } catch {
+      errors.push(`--server ${JSON.stringify(server)} is not a URL`);
+    }
+  }
+  const token = options.token ?? env['KEDGE_TOKEN'];
+  if (token !== undefined) {
+    try {
+      parseJoinToken(token);
+    } catch (err) {
+      errors.push(`--token: ${(err as Error).message}`);
+    }
+  }
+  const nodeName = options.nodeName ?? env['KEDGE_NODE_NAME'] ?? hostname().toLowerCase();
+  const nameErr = nodeNameError(nodeName);
+  if (nameErr !== undefined) errors.push(`--node-name: ${nameErr}`);
+  const runtime = options.runtime ?? 'fake';
+  if (runtime === 'cri') {
+    errors.push('--runtime cri is not available yet (it comes with the CRI issue); use --runtime fake');
+  } else if (runtime !== 'fake') errors.push(`--runtime ${JSON.stringify(runtime)} must be fake or cri`);
+  if (options.mqttListen !== undefined || options.mqttBroker !== undefined) {
+    errors.push('--mqtt-listen and --mqtt-broker are not available yet (devices come in a later issue)');
+  }
+  let localApi: ResolvedAgentOptions['localApi'];
+  const la = options.localApi ?? '127.0.0.1:10550';
+  if (la !== '' && la !== 'off') {
+    const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d+)$/.exec(la);
+    if (m === null || Number(m[2]) > 65535) errors.push(`--local-api ${JSON.stringify(la)} is not HOST:PORT`);
+    else localApi = { host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+  }
+  const labels = parseLabels(options.nodeLabels ?? '', errors);
+  if (errors.length > 0) {
+    throw new KedgeError('KEDGE_CONFIG_INVALID', `Invalid agent options: ${errors.join('; ')}`, {
+      context: { errors },
+    });
+  }
+  return {
+    server,
+    token,
+    nodeName,
+    dataDir: resolve(options.dataDir ?? env['KEDGE_AGENT_DATA_DIR'] ?? '.kedge/agent'),
+    labels,
+    runtime: 'fake',
+    localApi,
+    hostIP: options.hostIP ?? defaultHostIP(),
+  };
+}
+
+export interface RunningAgent {
+  readonly nodeName: string;
+  readonly dataDir: string;
+  /** `http://HOST:PORT` of the local API, or undefined when it is off. */
+  readonly localApiUrl: string | undefined;
+  readonly session: Session;
+  readonly pods: PodManager;
+  readonly metrics: AgentMetrics;
+  close(): Promise<void>;
+}
+
+/** Starts `kedge agent`: join (or stored credentials), local store, pods, node status, local API, hub session. */
+export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
+  const o = resolveAgentOptions(options);
+  const log = options.logger;
+  const tls = await loadOrJoin({
+    server: o.server,
+    ...(o.token === undefined ? {} : { token: o.token }),
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    labels: o.labels,
+    logger: log.child({ component: 'join' }),
+  });
+  const metrics = createAgentMetrics();
+  const store = new LocalStore(join(o.dataDir, 'agent.db'));
+  const outbox = new Outbox(store, { onEventsDropped: (n) => metrics.droppedEvents.inc(n) });
+  metrics.sources.outboxDepth = () => outbox.depth();
+  const runtime: PodRuntime = new FakeRuntime({ logger: log.child({ component: 'runtime' }) });
+  const pods = new PodManager({
+    nodeName: o.nodeName,
+    hostIP: o.hostIP,
+    store,
+    runtime,
+    outbox,
+    logger: log.child({ component: 'pods' }),
+  });
+  await pods.start();
+  let localApi: LocalApi | undefined;
+  if (o.localApi !== undefined) {
+    localApi = new LocalApi({
+      store,
+      dataDir: o.dataDir,
+      host: o.localApi.host,
+      port: o.localApi.port,
+      logger: log.child({ component: 'local-api' }),
+      metrics: metrics.registry,
+    });
+    await localApi.start();
+  }
+  const nodeStatus = new NodeStatusReporter({
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    runtimeVersion: runtime.version,
+    hostIP: o.hostIP,
+    outbox,
+    logger: log.child({ component: 'node-status' }),
+    localApiPort: localApi === undefined ? 0 : Number(new URL(localApi.url).port),
+  });
+  nodeStatus.start();
+  const keeper = new CertificateKeeper(tls, {
+    server: o.server,
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    logger: log.child({ component: 'certificates' }),
+  });
+  const session = new Session({
+    server: o.server,
+    nodeName: o.nodeName,
+    store,
+    outbox,
+    credentials: () => keeper.current(),
+    logger: log.child({ component: 'session' }),
+    metrics,
+    agentVersion: AGENT_VERSION,
+  });
+  keeper.start();
+  session.start();
+  log.info(
+    {
+      node: o.nodeName,
+      server: o.server,
+      dataDir: o.dataDir,
+      localApi: localApi?.url,
+      runtime: runtime.name,
+      pods: store.list('core/pods/').length,
+    },
+    'kedge agent ready',
+  );
+  let closed: Promise<void> | undefined;
+  return {
+    nodeName: o.nodeName,
+    dataDir: o.dataDir,
+    localApiUrl: localApi?.url,
+    session,
+    pods,
+    metrics,
+    close() {
+      closed ??= (async () => {
+        await session.stop();
+        await keeper.stop();
+        nodeStatus.stop();
+        await pods.stop();
+        await localApi?.close();
+        await runtime.close();
+        store.close();
+      })();
+      return closed;
+    },
+  };
+}
+
+/** `kedge agent [flags]`: runs until SIGINT/SIGTERM. */
+export async function runAgentCommand(args: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      server: { type: 'string' },
+      token: { type: 'string' },
+      'node-name': { type: 'string' },
+      'data-dir': { type: 'string' },
+      'node-labels': { type: 'string' },
+      runtime: { type: 'string' },
+      'cri-endpoint': { type: 'string' },
+      'local-api': { type: 'string' },
+      'mqtt-listen': { type: 'string' },
+      'mqtt-broker': { type: 'string' },
+      'host-ip': { type: 'string' },
+    },
+    strict: true,
+  });
+  const logger = createRootLogger();
+  const pick = <K extends string>(key: K, flag: keyof typeof values): { [P in K]?: string } => {
+    const v = values[flag];
+    return (typeof v === 'string' ? { [key]: v } : {}) as { [P in K]?: string };
+  };
+  const agent = await startAgent({
+    logger,
+    ...pick('server', 'server'),
+    ...pick('token', 'token'),
+    ...pick('nodeName', 'node-name'),
+    ...pick('dataDir', 'data-dir'),
+    ...pick('nodeLabels', 'node-labels'),
+    ...pick('runtime', 'runtime'),
+    ...pick('criEndpoint', 'cri-endpoint'),
+    ...pick('localApi', 'local-api'),
+    ...pick('mqttListen', 'mqtt-listen'),
+    ...pick('mqttBroker', 'mqtt-broker'),
+    ...pick('hostIP', 'host-ip'),
+  });
+  const stop = Promise.withResolvers<void>();
+  process.once('SIGINT', () => stop.resolve());
+  process.once('SIGTERM', () => stop.resolve());
+  await stop.promise;
+  logger.info('shutting down');
+  await agent.close();
+  logger.info('stopped');
+  return 0;
+}
