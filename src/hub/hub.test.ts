@@ -1,0 +1,720 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, request as httpsRequest, type Server } from 'node:https';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { Registry } from 'prom-client';
+import WebSocket from 'ws';
+import type { KubeObject } from '../api/meta.ts';
+import { certificateAuthenticator } from '../apiserver/auth.ts';
+import { LocalCluster } from '../apiserver/local-cluster.ts';
+import { ApiServer } from '../apiserver/server.ts';
+import { InformerFactory } from '../client/informer.ts';
+import { Resources } from '../client/types.ts';
+import { silentLogger } from '../lib/log.ts';
+import { type CertKeyPair, caHash, certInfo, createCA, createCsr, issueCertificate } from '../lib/pki.ts';
+import { parseJoinToken, TokenStore } from '../lib/tokens.ts';
+import { decodeHubMessage, encodeMessage } from '../protocol/codec.ts';
+import {
+  type Batch,
+  HUB_PATH,
+  type HubMessage,
+  JOIN_CA_PATH,
+  JOIN_CSR_PATH,
+  MAX_FRAME_BYTES,
+  RENEW_CSR_PATH,
+  type SyncKey,
+} from '../protocol/messages.ts';
+import { openSqliteStore } from '../store/sqlite.ts';
+import type { Store } from '../store/types.ts';
+import { createHub, type Hub } from './hub.ts';
+import { joinHandlers } from './join.ts';
+import { nodeAuthorizer } from './node-authorizer.ts';
+import { NodeRegistry } from './node-registry.ts';
+
+interface Creds {
+  certPem: string;
+  keyPem: string;
+}
+
+/** A hand-written protocol client: a queue of decoded hub messages and the close event. */
+class Client {
+  readonly ws: WebSocket;
+  readonly #queue: HubMessage[] = [];
+  readonly #waiters: Array<(m: HubMessage | undefined) => void> = [];
+  readonly closed: Promise<{ code: number; reason: string }>;
+  readonly opened: Promise<void>;
+  isClosed = false;
+
+  constructor(url: string, ca: string, creds: Creds) {
+    this.ws = new WebSocket(url, { ca, cert: creds.certPem, key: creds.keyPem });
+    this.opened = new Promise((ok, fail) => {
+      this.ws.once('open', () => ok());
+      this.ws.once('unexpected-response', (_req, res) => fail(new Error(`HTTP ${res.statusCode}`)));
+      this.ws.once('error', fail);
+    });
+    this.ws.on('message', (data) => {
+      const m = decodeHubMessage(data as Buffer);
+      const w = this.#waiters.shift();
+      if (w !== undefined) w(m);
+      else this.#queue.push(m);
+    });
+    this.closed = new Promise((ok) =>
+      this.ws.once('close', (code, reason) => {
+        this.isClosed = true;
+        for (const w of this.#waiters.splice(0)) w(undefined);
+        ok({ code, reason: reason.toString() });
+      }),
+    );
+  }
+
+  next(): Promise<HubMessage | undefined> {
+    const m = this.#queue.shift();
+    if (m !== undefined) return Promise.resolve(m);
+    if (this.isClosed) return Promise.resolve(undefined);
+    return new Promise((ok) => this.#waiters.push(ok));
+  }
+
+  async expect<T extends HubMessage['type']>(type: T): Promise<Extract<HubMessage, { type: T }>> {
+    const m = await this.next();
+    assert.equal(m?.type, type, `expected ${type}, got ${JSON.stringify(m)}`);
+    return m as Extract<HubMessage, { type: T }>;
+  }
+
+  send(m: unknown): void {
+    this.ws.send(typeof m === 'string' ? m : JSON.stringify(m));
+  }
+
+  close(): Promise<unknown> {
+    this.ws.close();
+    return this.closed;
+  }
+}
+
+/** The agent's view: key → revision (and the object), kept from batches. */
+type Model = Map<SyncKey, { revision: number; object: Record<string, unknown> }>;
+
+describe('hub', () => {
+  let dir: string;
+  let store: Store;
+  let api: ApiServer;
+  let cluster: LocalCluster;
+  let informers: InformerFactory;
+  let ca: CertKeyPair;
+  let tokens: TokenStore;
+  let registry: NodeRegistry;
+  let hub: Hub;
+  let metrics: Registry;
+  let https: Server;
+  let base: string;
+  let token: string;
+  const creds = new Map<string, Creds>();
+
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kedge-hub-'));
+    store = openSqliteStore({ path: join(dir, 'state.db') });
+    cluster = undefined as unknown as LocalCluster;
+    informers = undefined as unknown as InformerFactory;
+    api = new ApiServer({
+      store,
+      logger: silentLogger(),
+      authenticate: certificateAuthenticator,
+      authorizers: [
+        nodeAuthorizer({ informers: { informer: (ref) => informers.informer(ref) } as InformerFactory }),
+      ],
+    });
+    await api.start();
+    cluster = new LocalCluster(api.storage);
+    informers = new InformerFactory(cluster, silentLogger());
+    ca = await createCA({ commonName: 'kedge-test-ca' });
+    const server = await issueCertificate(ca, {
+      commonName: 'kedge',
+      dnsNames: ['localhost'],
+      ipAddresses: ['127.0.0.1'],
+      usage: 'server',
+    });
+    tokens = new TokenStore({ path: ':memory:', caHash: caHash(ca.certPem) });
+    token = tokens.create().token;
+    registry = new NodeRegistry({ path: ':memory:' });
+    metrics = new Registry();
+    hub = createHub({ cluster, informers, logger: silentLogger(), metrics, registry, maxUnackedBatches: 2 });
+    const joinHandler = joinHandlers({ ca, tokens, registry, cluster, logger: silentLogger() });
+    https = createServer(
+      {
+        key: server.keyPem,
+        cert: server.certPem,
+        ca: ca.certPem,
+        requestCert: true,
+        rejectUnauthorized: false,
+      },
+      (req, res) => {
+        if (!joinHandler(req, res)) api.handle(req, res);
+      },
+    );
+    https.on('upgrade', (req, socket, head) => {
+      if (!hub.handleUpgrade(req, socket, head)) socket.destroy();
+    });
+    await new Promise<void>((ok) => https.listen(0, '127.0.0.1', ok));
+    base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
+    informers.start();
+    await informers.waitForSync();
+    for (const name of ['node-a', 'node-b']) creds.set(name, await joinNode(name));
+  });
+
+  after(async () => {
+    await hub.close();
+    await new Promise((ok) => https.close(ok));
+    await informers.stop();
+    await api.close();
+    await store.close();
+    registry.close();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function call(
+    method: string,
+    path: string,
+    options: { body?: unknown; token?: string; creds?: Creds } = {},
+  ): Promise<{ status: number; text: string }> {
+    return new Promise((ok, fail) => {
+      const req = httpsRequest(
+        `${base}${path}`,
+        {
+          method,
+          ca: ca.certPem,
+          ...(options.creds === undefined ? {} : { cert: options.creds.certPem, key: options.creds.keyPem }),
+          headers: {
+            'Content-Type': 'application/json',
+            ...(options.token === undefined ? {} : { Authorization: `Bearer ${options.token}` }),
+          },
+        },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (c: string) => {
+            text += c;
+          });
+          res.on('end', () => ok({ status: res.statusCode ?? 0, text }));
+        },
+      );
+      req.on('error', fail);
+      req.end(options.body === undefined ? undefined : JSON.stringify(options.body));
+    });
+  }
+
+  async function joinNode(nodeName: string): Promise<Creds> {
+    const csr = await createCsr({ commonName: `system:node:${nodeName}`, organizations: ['system:nodes'] });
+    const res = await call('POST', JOIN_CSR_PATH, { token, body: { nodeName, csrPem: csr.csrPem } });
+    assert.equal(res.status, 200, res.text);
+    const { certPem } = JSON.parse(res.text) as { certPem: string };
+    return { certPem, keyPem: csr.keyPem };
+  }
+
+  function connect(node: string, c: Creds = creds.get(node)!): Client {
+    return new Client(`wss://127.0.0.1:${(https.address() as AddressInfo).port}${HUB_PATH}`, ca.certPem, c);
+  }
+
+  /** Opens a session with this inventory; resolves after welcome. */
+  async function session(node: string, inventory: Array<[SyncKey, number]> = []): Promise<Client> {
+    const c = connect(node);
+    await c.opened;
+    c.send({ type: 'hello', v: 1, node, revision: 0, inventory });
+    await c.expect('welcome');
+    return c;
+  }
+
+  /** Applies batches (acking each) until `done(model, lastBatch)`; returns every batch seen. */
+  async function syncUntil(c: Client, model: Model, done: (m: Model) => boolean): Promise<Batch[]> {
+    const seen: Batch[] = [];
+    while (!done(model)) {
+      const b = await c.expect('batch');
+      seen.push(b);
+      for (const it of b.items) {
+        if ('deleted' in it) model.delete(it.key);
+        else model.set(it.key, { revision: it.revision, object: it.object });
+      }
+      c.send({ type: 'ack', seq: b.seq, revision: b.revision });
+    }
+    return seen;
+  }
+
+  const pod = (name: string, node: string, spec: Record<string, unknown> = {}): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name, namespace: 'default' },
+    spec: { nodeName: node, containers: [{ name: 'c', image: 'busybox' }], ...spec },
+  });
+  const cm = (name: string, data: Record<string, string> = { a: '1' }): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'ConfigMap',
+    metadata: { name, namespace: 'default' },
+    data,
+  });
+  const secret = (name: string): KubeObject => ({
+    apiVersion: 'v1',
+    kind: 'Secret',
+    metadata: { name, namespace: 'default' },
+    stringData: { password: name },
+  });
+  const rv = (o: KubeObject): number => Number(o.metadata.resourceVersion);
+  /** Resolves once the hub's informers hold `o` (or something newer). */
+  async function seen(o: KubeObject): Promise<void> {
+    const plural = `${o.kind?.toLowerCase()}s`;
+    const key = `core/${plural}/${o.metadata.namespace ?? ''}/${o.metadata.name}`;
+    while (Number(hub.graph.get(key)?.metadata.resourceVersion ?? -1) < rv(o)) {
+      await new Promise((ok) => setTimeout(ok, 2));
+    }
+  }
+
+  describe('join', () => {
+    it('serves the CA; the hash pinned in the token matches it', async () => {
+      const res = await call('GET', JOIN_CA_PATH);
+      assert.equal(res.status, 200);
+      assert.equal(res.text, ca.certPem);
+      assert.equal(parseJoinToken(token).caHash, caHash(res.text));
+      const other = await createCA({ commonName: 'impostor' });
+      assert.notEqual(parseJoinToken(token).caHash, caHash(other.certPem));
+    });
+
+    it('issued a node certificate and created the Node object', async () => {
+      const info = certInfo(creds.get('node-a')!.certPem);
+      assert.equal(info.commonName, 'system:node:node-a');
+      assert.deepEqual(info.organizations, ['system:nodes']);
+      const days = (info.notAfter.getTime() - Date.now()) / 86_400_000;
+      assert.ok(days > 360 && days < 370, `validity ${days} days`);
+      const node = await cluster.get(Resources.nodes, undefined, 'node-a');
+      assert.equal(node.metadata.labels?.['kubernetes.io/hostname'], 'node-a');
+    });
+
+    it('refuses a missing or wrong token, a bad name and a CSR for another identity', async () => {
+      const csr = await createCsr({ commonName: 'system:node:node-x', organizations: ['system:nodes'] });
+      const body = { nodeName: 'node-x', csrPem: csr.csrPem };
+      assert.equal((await call('POST', JOIN_CSR_PATH, { body })).status, 401);
+      const wrong = `${token.slice(0, -4)}zzzz`;
+      assert.equal((await call('POST', JOIN_CSR_PATH, { body, token: wrong })).status, 401);
+      const bad = await call('POST', JOIN_CSR_PATH, { token, body: { ...body, nodeName: 'Node_X' } });
+      assert.equal(bad.status, 400);
+      assert.match(bad.text, /Node_X/);
+      const other = await call('POST', JOIN_CSR_PATH, { token, body: { ...body, nodeName: 'node-y' } });
+      assert.equal(other.status, 400);
+      assert.match(other.text, /common name/);
+      await assert.rejects(cluster.get(Resources.nodes, undefined, 'node-x'), /not found/);
+    });
+
+    it('refuses a node name already joined with another key (409)', async () => {
+      const csr = await createCsr({ commonName: 'system:node:node-a', organizations: ['system:nodes'] });
+      const res = await call('POST', JOIN_CSR_PATH, {
+        token,
+        body: { nodeName: 'node-a', csrPem: csr.csrPem },
+      });
+      assert.equal(res.status, 409);
+      assert.match(
+        (JSON.parse(res.text) as { message: string }).message,
+        /"node-a" already belongs to another key/,
+      );
+    });
+
+    it('renews with the current certificate, a new key replaces the old one', async () => {
+      const old = await joinNode('node-r');
+      const csr = await createCsr({ commonName: 'system:node:node-r', organizations: ['system:nodes'] });
+      const body = { nodeName: 'node-r', csrPem: csr.csrPem };
+      assert.equal((await call('POST', RENEW_CSR_PATH, { body })).status, 401);
+      const forOther = await call('POST', RENEW_CSR_PATH, {
+        body: { ...body, nodeName: 'node-a' },
+        creds: old,
+      });
+      assert.equal(forOther.status, 403);
+      const res = await call('POST', RENEW_CSR_PATH, { body, creds: old });
+      assert.equal(res.status, 200, res.text);
+      const renewed = { certPem: (JSON.parse(res.text) as { certPem: string }).certPem, keyPem: csr.keyPem };
+      // The old key no longer owns the name: neither renewal nor the hub take it.
+      assert.equal((await call('POST', RENEW_CSR_PATH, { body, creds: old })).status, 403);
+      await assert.rejects(connect('node-r', old).opened, /HTTP 403/);
+      const c = connect('node-r', renewed);
+      await c.opened;
+      await c.close();
+    });
+  });
+
+  describe('session', () => {
+    it('refuses clients without a node certificate', async () => {
+      const admin = await issueCertificate(ca, {
+        commonName: 'admin',
+        organizations: ['system:masters'],
+        usage: 'client',
+      });
+      await assert.rejects(
+        connect('x', { certPem: admin.certPem, keyPem: admin.keyPem! }).opened,
+        /HTTP 401/,
+      );
+    });
+
+    it('syncs a pod with what it references, and only that', async () => {
+      await cluster.create(Resources.configmaps, 'default', cm('cm1'));
+      await cluster.create(Resources.secrets, 'default', secret('s1'));
+      await cluster.create(Resources.secrets, 'default', secret('s-b'));
+      await cluster.create(Resources.configmaps, 'default', cm('unrelated'));
+      await cluster.create(
+        Resources.pods,
+        'default',
+        pod('p-b', 'node-b', { volumes: [{ name: 'v', secret: { secretName: 's-b' } }] }),
+      );
+      const p1 = await cluster.create(
+        Resources.pods,
+        'default',
+        pod('p1', 'node-a', {
+          volumes: [{ name: 'v', secret: { secretName: 's1' } }],
+          containers: [{ name: 'c', image: 'busybox', envFrom: [{ configMapRef: { name: 'cm1' } }] }],
+        }),
+      );
+      await seen(p1);
+      const c = await session('node-a');
+      const model: Model = new Map();
+      const want = [
+        'core/nodes//node-a',
+        'core/pods/default/p1',
+        'core/configmaps/default/cm1',
+        'core/secrets/default/s1',
+      ];
+      await syncUntil(c, model, (m) => want.every((k) => m.has(k)));
+      assert.deepEqual([...model.keys()].sort(), [...want].sort());
+      assert.equal(model.get('core/pods/default/p1')?.revision, rv(p1));
+      assert.equal(hub.queueDepth('node-a'), 0);
+
+      // A ConfigMap change flows.
+      const cur = await cluster.get(Resources.configmaps, 'default', 'cm1');
+      const upd = await cluster.update(Resources.configmaps, { ...cur, data: { a: '2' } });
+      await syncUntil(c, model, (m) => m.get('core/configmaps/default/cm1')?.revision === rv(upd));
+      assert.deepEqual(model.get('core/configmaps/default/cm1')?.object['data'], { a: '2' });
+
+      // The pod goes: it and what only it referenced are deleted on the node.
+      await cluster.delete(Resources.pods, 'default', 'p1', { gracePeriodSeconds: 0 });
+      await syncUntil(c, model, (m) => m.size === 1);
+      assert.deepEqual([...model.keys()], ['core/nodes//node-a']);
+      await c.close();
+    });
+
+    it('on reconnect sends only the difference to the inventory, deletes included', async () => {
+      await cluster.create(Resources.configmaps, 'default', cm('cm2'));
+      const p2 = await cluster.create(
+        Resources.pods,
+        'default',
+        pod('p2', 'node-a', { volumes: [{ name: 'v', configMap: { name: 'cm2' } }] }),
+      );
+      await seen(p2);
+      let c = await session('node-a');
+      const model: Model = new Map();
+      await syncUntil(c, model, (m) => m.has('core/configmaps/default/cm2') && m.has('core/pods/default/p2'));
+      await c.close();
+      // Offline: cm2 changes, an unrelated object appears; the agent also holds a stale key.
+      const cur = await cluster.get(Resources.configmaps, 'default', 'cm2');
+      const upd = await cluster.update(Resources.configmaps, { ...cur, data: { a: 'offline' } });
+      await cluster.create(Resources.configmaps, 'default', cm('cm3'));
+      await seen(upd);
+      const inventory: Array<[SyncKey, number]> = [...model].map(([k, v]) => [k, v.revision]);
+      inventory.push(['core/configmaps/default/gone', 3]);
+      c = await session('node-a', inventory);
+      const b = await c.expect('batch');
+      assert.deepEqual(
+        b.items.map((i) => [i.key, 'deleted' in i ? 'deleted' : i.revision]).sort(),
+        [
+          ['core/configmaps/default/cm2', rv(upd)],
+          ['core/configmaps/default/gone', 'deleted'],
+        ].sort(),
+      );
+      c.send({ type: 'ack', seq: b.seq, revision: b.revision });
+      await cluster.delete(Resources.pods, 'default', 'p2', { gracePeriodSeconds: 0 });
+      await c.close();
+    });
+
+    it('keeps at most maxUnackedBatches in flight and coalesces the queue', async () => {
+      const c = await session('node-a', [
+        ['core/nodes//node-a', rv(await cluster.get(Resources.nodes, undefined, 'node-a'))],
+      ]);
+      // Two batches out, unacknowledged; then more changes arrive.
+      const p3 = await cluster.create(Resources.pods, 'default', pod('p3', 'node-a'));
+      const b1 = await c.expect('batch');
+      await cluster.create(Resources.pods, 'default', pod('p4', 'node-a'));
+      const b2 = await c.expect('batch');
+      let last: KubeObject = p3;
+      for (let i = 0; i < 5; i++) {
+        const cur = await cluster.get(Resources.pods, 'default', 'p3');
+        last = await cluster.update(Resources.pods, {
+          ...cur,
+          metadata: { ...cur.metadata, labels: { i: String(i) } },
+        });
+      }
+      await seen(last);
+      await new Promise((ok) => setImmediate(ok));
+      assert.equal(hub.queueDepth('node-a'), 1, 'five updates of one pod are one queue entry');
+      c.send({ type: 'ack', seq: b2.seq, revision: b2.revision });
+      const b3 = await c.expect('batch');
+      assert.equal(b3.seq, b1.seq + 2);
+      assert.deepEqual(
+        b3.items.map((i) => [i.key, i.revision]),
+        [['core/pods/default/p3', rv(last)]],
+      );
+      await cluster.delete(Resources.pods, 'default', 'p3', { gracePeriodSeconds: 0 });
+      await cluster.delete(Resources.pods, 'default', 'p4', { gracePeriodSeconds: 0 });
+      await c.close();
+    });
+
+    it('a new session of a node replaces the old one', async () => {
+      const first = await session('node-b');
+      const second = await session('node-b');
+      let m = await first.next();
+      while (m?.type === 'batch') m = await first.next();
+      assert.equal(m?.type === 'error' && m.code, 'replaced');
+      await first.closed;
+      await second.close();
+    });
+
+    it('writes status upstream only for what the node owns, then acknowledges', async () => {
+      const pa = await cluster.create(Resources.pods, 'default', pod('st-a', 'node-a'));
+      const pb = await cluster.create(Resources.pods, 'default', pod('st-b', 'node-b'));
+      await seen(pb);
+      const c = await session('node-a');
+      c.send({
+        type: 'status',
+        seq: 10,
+        items: [
+          {
+            kind: 'PodStatus',
+            namespace: 'default',
+            name: 'st-a',
+            uid: pa.metadata.uid,
+            status: { phase: 'Running' },
+          },
+          {
+            kind: 'PodStatus',
+            namespace: 'default',
+            name: 'st-b',
+            uid: pb.metadata.uid,
+            status: { phase: 'Failed' },
+          },
+          {
+            kind: 'NodeStatus',
+            name: 'node-b',
+            status: { conditions: [{ type: 'Ready', status: 'False' }] },
+          },
+          { kind: 'NodeStatus', name: 'node-a', status: { conditions: [{ type: 'Ready', status: 'True' }] } },
+          {
+            kind: 'Event',
+            namespace: 'default',
+            event: {
+              involvedObject: { kind: 'Pod', namespace: 'default', name: 'st-b' },
+              reason: 'Spoof',
+              message: 'x',
+            },
+          },
+          {
+            kind: 'Event',
+            namespace: 'default',
+            event: {
+              metadata: { name: 'st-a.started' },
+              involvedObject: { kind: 'Pod', namespace: 'default', name: 'st-a', uid: pa.metadata.uid },
+              reason: 'Started',
+              message: 'Started container c',
+              type: 'Normal',
+            },
+          },
+        ],
+      });
+      let ack: HubMessage | undefined;
+      const refusals: string[] = [];
+      while (ack === undefined || refusals.length < 3) {
+        const m = await c.next();
+        if (m?.type === 'status-ack') ack = m;
+        else if (m?.type === 'error') {
+          assert.equal(m.code, 'forbidden');
+          assert.equal(ack?.type, 'status-ack', 'refusals come after the ack');
+          refusals.push(m.message);
+        } else if (m?.type !== 'batch') assert.fail(`unexpected ${JSON.stringify(m)}`);
+      }
+      assert.deepEqual(ack, { type: 'status-ack', seq: 10 });
+      assert.equal(refusals.length, 3);
+      assert.match(refusals.join('\n'), /st-b/);
+      assert.match(refusals.join('\n'), /node node-b/);
+      const a = await cluster.get(Resources.pods, 'default', 'st-a');
+      assert.deepEqual(a['status'], { phase: 'Running' });
+      const b = await cluster.get(Resources.pods, 'default', 'st-b');
+      assert.equal(
+        b.metadata.resourceVersion,
+        pb.metadata.resourceVersion,
+        "another node's pod is untouched",
+      );
+      const nb = await cluster.get(Resources.nodes, undefined, 'node-b');
+      assert.equal(
+        nb['status'] === undefined || JSON.stringify(nb['status']).includes('False') === false,
+        true,
+      );
+      const na = await cluster.get(Resources.nodes, undefined, 'node-a');
+      assert.match(JSON.stringify(na['status']), /"Ready","status":"True"/);
+      const events = await cluster.list(Resources.events, { namespace: 'default' });
+      assert.deepEqual(
+        events.items.map((e) => e['reason']),
+        ['Started'],
+      );
+      assert.equal((events.items[0]?.['source'] as { host?: string } | undefined)?.host, 'node-a');
+
+      // A resend after a lost ack: acknowledged again, nothing written.
+      const before = await cluster.get(Resources.pods, 'default', 'st-a');
+      c.send({
+        type: 'status',
+        seq: 10,
+        items: [
+          {
+            kind: 'PodStatus',
+            namespace: 'default',
+            name: 'st-a',
+            uid: pa.metadata.uid,
+            status: { phase: 'Succeeded' },
+          },
+        ],
+      });
+      let again = await c.next();
+      while (again?.type === 'batch') again = await c.next();
+      assert.deepEqual(again, { type: 'status-ack', seq: 10 });
+      const afterResend = await cluster.get(Resources.pods, 'default', 'st-a');
+      assert.equal(afterResend.metadata.resourceVersion, before.metadata.resourceVersion);
+
+      // PodDeleted for a terminating pod finishes its deletion.
+      await cluster.delete(Resources.pods, 'default', 'st-a', { gracePeriodSeconds: 30 });
+      c.send({
+        type: 'status',
+        seq: 11,
+        items: [{ kind: 'PodDeleted', namespace: 'default', name: 'st-a', uid: pa.metadata.uid }],
+      });
+      let m = await c.next();
+      while (m?.type === 'batch') m = await c.next();
+      assert.deepEqual(m, { type: 'status-ack', seq: 11 });
+      await assert.rejects(cluster.get(Resources.pods, 'default', 'st-a'), /not found/);
+      await cluster.delete(Resources.pods, 'default', 'st-b', { gracePeriodSeconds: 0 });
+      await c.close();
+    });
+
+    it('heartbeats renew the Lease on the node behalf', async () => {
+      const c = await session('node-b');
+      c.send({ type: 'heartbeat' });
+      let lease: KubeObject | undefined;
+      while (lease === undefined) {
+        lease = await cluster.get(Resources.leases, 'kube-node-lease', 'node-b').catch(() => undefined);
+        if (lease === undefined) await new Promise((ok) => setTimeout(ok, 10));
+      }
+      const spec = lease['spec'] as {
+        holderIdentity: string;
+        leaseDurationSeconds: number;
+        renewTime: string;
+      };
+      assert.equal(spec.holderIdentity, 'node-b');
+      assert.equal(spec.leaseDurationSeconds, 40);
+      assert.match(spec.renewTime, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+      const text = await metrics.metrics();
+      assert.match(text, /kedge_edge_node_status\{node="node-b",state="connected"\} 1/);
+      assert.match(text, /kedge_edge_bytes_received_total\{node="node-b"\} \d+/);
+      assert.match(text, /kedge_certificate_expiry_days\{node="node-b"\} 36\d/);
+      await c.close();
+    });
+
+    async function expectFailure(c: Client, code: string, pattern: RegExp): Promise<void> {
+      let m = await c.next();
+      while (m?.type === 'batch' || m?.type === 'welcome') m = await c.next();
+      assert.equal(m?.type, 'error', `expected an error, got ${JSON.stringify(m)}`);
+      assert.equal(m.type === 'error' && m.code, code);
+      assert.match(m.type === 'error' ? m.message : '', pattern);
+      await c.closed;
+    }
+
+    it('closes with a clear error on bad input', async () => {
+      let c = connect('node-a');
+      await c.opened;
+      c.send('{"type": "hello", ');
+      await expectFailure(c, 'bad-frame', /not valid JSON/);
+
+      c = connect('node-a');
+      await c.opened;
+      c.send({ type: 'teleport' });
+      await expectFailure(c, 'bad-frame', /"teleport" is not one an agent sends/);
+
+      c = connect('node-a');
+      await c.opened;
+      c.send({ type: 'hello', v: 1, node: 'node-b', revision: 0, inventory: [] });
+      await expectFailure(c, 'unauthorized', /certificate is for node node-a, not node-b/);
+
+      c = connect('node-a');
+      await c.opened;
+      c.send({ type: 'hello', v: 99, node: 'node-a', revision: 0, inventory: [] });
+      await expectFailure(c, 'version', /99/);
+
+      c = await session('node-a');
+      c.send({ type: 'ack', seq: 1000, revision: 0 });
+      await expectFailure(c, 'bad-frame', /Ack for batch 1000, which was never sent/);
+
+      c = await session('node-a');
+      c.send({ type: 'hello', v: 1, node: 'node-a', revision: 0, inventory: [] });
+      await expectFailure(c, 'bad-frame', /only one hello/);
+
+      c = await session('node-a');
+      c.send(encodeMessage({ type: 'heartbeat' }).replace('}', `,"pad":"${'x'.repeat(MAX_FRAME_BYTES)}"}`));
+      const closed = await c.closed;
+      assert.equal(closed.code, 1009, 'ws closes a too-large frame with 1009 (message too big)');
+    });
+
+    it('refuses an ack older than the last one (replayed acks)', async () => {
+      const c = await session('node-a');
+      const model: Model = new Map();
+      await syncUntil(c, model, (m) => m.has('core/nodes//node-a'));
+      await cluster.create(Resources.configmaps, 'default', cm('cm-ack'));
+      const p = await cluster.create(
+        Resources.pods,
+        'default',
+        pod('p-ack', 'node-a', { volumes: [{ name: 'v', configMap: { name: 'cm-ack' } }] }),
+      );
+      await syncUntil(c, model, (m) => m.get('core/pods/default/p-ack')?.revision === rv(p));
+      c.send({ type: 'ack', seq: 1, revision: 0 });
+      await expectFailure(c, 'bad-frame', /older than the last ack/);
+      await cluster.delete(Resources.pods, 'default', 'p-ack', { gracePeriodSeconds: 0 });
+    });
+  });
+
+  describe('node authorizer', () => {
+    it("lets a node read its pods' secrets, not another node's", async () => {
+      await cluster.create(Resources.secrets, 'default', secret('only-b'));
+      await cluster.create(Resources.secrets, 'default', secret('only-a'));
+      await cluster.create(
+        Resources.pods,
+        'default',
+        pod('az-b', 'node-b', { imagePullSecrets: [{ name: 'only-b' }] }),
+      );
+      const pa = await cluster.create(
+        Resources.pods,
+        'default',
+        pod('az-a', 'node-a', { imagePullSecrets: [{ name: 'only-a' }] }),
+      );
+      await seen(pa);
+      const a = creds.get('node-a')!;
+      assert.equal(
+        (await call('GET', '/api/v1/namespaces/default/secrets/only-a', { creds: a })).status,
+        200,
+      );
+      const denied = await call('GET', '/api/v1/namespaces/default/secrets/only-b', { creds: a });
+      assert.equal(denied.status, 403);
+      assert.equal((await call('GET', '/api/v1/namespaces/default/pods/az-a', { creds: a })).status, 200);
+      assert.equal((await call('GET', '/api/v1/namespaces/default/pods/az-b', { creds: a })).status, 403);
+      assert.equal((await call('GET', '/api/v1/nodes/node-a', { creds: a })).status, 200);
+      assert.equal((await call('GET', '/api/v1/nodes/node-b', { creds: a })).status, 403);
+      assert.equal((await call('GET', '/api/v1/namespaces/default/secrets', { creds: a })).status, 403);
+      assert.equal((await call('DELETE', '/api/v1/namespaces/default/pods/az-a', { creds: a })).status, 403);
+
+      // Nor through the hub: B's secret never enters A's relevant set.
+      const c = await session('node-a');
+      const model: Model = new Map();
+      await syncUntil(c, model, (m) => m.has('core/secrets/default/only-a'));
+      assert.equal(model.has('core/secrets/default/only-b'), false);
+      assert.equal(model.has('core/pods/default/az-b'), false);
+      await c.close();
+    });
+  });
+});
