@@ -1,35 +1,19 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { startTestCluster, type TestCluster } from '../../test/harness/cluster.ts';
 import type { KubeObject } from '../api/meta.ts';
-import { LocalCluster } from '../apiserver/local-cluster.ts';
-import { ApiServer } from '../apiserver/server.ts';
 import { Resources } from '../client/types.ts';
-import { silentLogger } from '../lib/log.ts';
-import { openSqliteStore } from '../store/sqlite.ts';
-import type { Store } from '../store/types.ts';
 import { type EventInput, EventRecorder, recordEvent } from './events.ts';
 
 describe('event recorder', () => {
-  let dir: string;
-  let store: Store;
-  let api: ApiServer;
-  let cluster: LocalCluster;
+  let t: TestCluster;
+  let cluster: TestCluster['cluster'];
 
   before(async () => {
-    dir = await mkdtemp(join(tmpdir(), 'kedge-events-'));
-    store = openSqliteStore({ path: join(dir, 'state.db') });
-    api = new ApiServer({ store, logger: silentLogger(), authenticate: () => undefined });
-    await api.start();
-    cluster = new LocalCluster(api.storage);
+    t = await startTestCluster();
+    cluster = t.cluster;
   });
-  after(async () => {
-    await api.close();
-    await store.close();
-    await rm(dir, { recursive: true, force: true });
-  });
+  after(() => t.close());
 
   const about = (name: string, extra: Partial<EventInput> = {}): EventInput => ({
     involvedObject: { apiVersion: 'v1', kind: 'Pod', name, namespace: 'default', uid: `uid-${name}` },
