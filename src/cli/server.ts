@@ -4,7 +4,9 @@ import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { bearerAuthenticator, certificateAuthenticator, unionAuthenticator } from '../apiserver/auth.ts';
+import { LocalCluster } from '../apiserver/local-cluster.ts';
 import { ApiServer } from '../apiserver/server.ts';
+import { startControllers } from '../controllers/manager.ts';
 import { KedgeError } from '../lib/errors.ts';
 import { writeKubeconfig } from '../lib/kubeconfig.ts';
 import type { Logger } from '../lib/log.ts';
@@ -18,6 +20,8 @@ export interface ServerOptions {
   /** HOST:PORT to listen on (default 0.0.0.0:6443). Port 0 picks a free port. */
   readonly listen?: string;
   readonly logger: Logger;
+  /** Run the controllers (scheduler, workloads, gc, namespaces, nodes) in process. */
+  readonly startControllers?: boolean;
 }
 
 export interface ResolvedServerOptions {
@@ -86,6 +90,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ]),
   });
   await api.start();
+  const controllers =
+    options.startControllers === true
+      ? await startControllers({ cluster: new LocalCluster(api.storage), logger: log })
+      : undefined;
   const https: Server = createServer(
     {
       key: pki.server.keyPem,
@@ -136,6 +144,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closed ??= (async () => {
         const done = new Promise<void>((ok) => https.close(() => ok()));
+        await controllers?.stop();
         await api.close();
         https.closeAllConnections();
         await done;
