@@ -139,6 +139,8 @@ export interface RunningAgent {
   readonly localApiUrl: string | undefined;
   readonly session: Session;
   readonly pods: PodManager;
+  readonly runtime: PodRuntime;
+  readonly store: LocalStore;
   readonly metrics: AgentMetrics;
   close(): Promise<void>;
 }
@@ -227,6 +229,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     localApiUrl: localApi?.url,
     session,
     pods,
+    runtime,
+    store,
     metrics,
     close() {
       closed ??= (async () => {
