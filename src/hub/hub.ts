@@ -669,7 +669,8 @@ class Session {
       }
       this.#state = 'registering';
       this.#timer?.refresh();
-      this.#hub.register(this, msg).then(
+      // Status sent right after hello (before welcome) waits on the upstream chain until the session is live.
+      this.#upstream = this.#hub.register(this, msg).then(
         (ok) => {
           if (ok) this.#armLiveness();
         },
@@ -858,7 +859,7 @@ class Session {
   }
 
   #status(batch: StatusBatch): void {
-    if (this.#state !== 'live') throw new SessionError('bad-frame', 'Status before the session started');
+    if (this.#state === 'hello') throw new SessionError('bad-frame', 'Status before hello');
     this.#upstreamQueued++;
     if (this.#upstreamQueued > MAX_STATUS_IN_FLIGHT) this.#ws.pause();
     this.#upstream = this.#upstream.then(async () => {
