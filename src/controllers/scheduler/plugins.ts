@@ -321,26 +321,22 @@ export function computeAffinityState(
   return { affinityValues, selfAffinityAllowed, antiAffinityValues, existingAnti };
 }
 
-/** InterPodAffinity filter. */
-export function filterInterPodAffinity(
-  pod: PodInfo,
-  node: NodeSpec,
-  state: AffinityState,
-): string | undefined {
-  for (const [key, values] of state.existingAnti) {
-    const v = node.labels[key];
-    if (v !== undefined && values.has(v)) return Reasons.existingAntiAffinity;
+/** InterPodAffinity filter, in Kubernetes' order: affinity, anti-affinity, placed pods' anti-affinity. */
+export function filterInterPodAffinity(pod: PodInfo, node: NodeSpec, state: AffinityState): string | undefined {
+  for (let i = 0; i < pod.requiredAffinity.length; i++) {
+    const term = pod.requiredAffinity[i]!;
+    const v = node.labels[term.topologyKey];
+    if (v === undefined) return Reasons.affinity;
+    if (!state.selfAffinityAllowed && !state.affinityValues[i]?.has(v)) return Reasons.affinity;
   }
   for (let i = 0; i < pod.requiredAntiAffinity.length; i++) {
     const term = pod.requiredAntiAffinity[i]!;
     const v = node.labels[term.topologyKey];
     if (v !== undefined && state.antiAffinityValues[i]?.has(v)) return Reasons.antiAffinity;
   }
-  for (let i = 0; i < pod.requiredAffinity.length; i++) {
-    const term = pod.requiredAffinity[i]!;
-    const v = node.labels[term.topologyKey];
-    if (v === undefined) return Reasons.affinity;
-    if (!state.selfAffinityAllowed && !state.affinityValues[i]?.has(v)) return Reasons.affinity;
+  for (const [key, values] of state.existingAnti) {
+    const v = node.labels[key];
+    if (v !== undefined && values.has(v)) return Reasons.existingAntiAffinity;
   }
   return undefined;
 }
