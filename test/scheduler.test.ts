@@ -171,7 +171,7 @@ describe('scheduler on a LocalCluster', () => {
     assert.equal(events.length, 1);
     assert.equal(events[0]?.['type'], 'Warning');
     assert.equal(events[0]?.['message'], '0/1 nodes are available: 1 Insufficient cpu.');
-    assert.equal((events[0]?.['source'] as { component?: string }).component, 'default-scheduler');
+    assert.deepEqual(events[0]?.['source'], { component: 'default-scheduler' });
 
     await create(Resources.nodes, node('big', { cpu: '4' }));
     assert.equal(nodeNameOf(await bound('second')), 'big');

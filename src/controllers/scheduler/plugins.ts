@@ -322,7 +322,11 @@ export function computeAffinityState(
 }
 
 /** InterPodAffinity filter, in Kubernetes' order: affinity, anti-affinity, placed pods' anti-affinity. */
-export function filterInterPodAffinity(pod: PodInfo, node: NodeSpec, state: AffinityState): string | undefined {
+export function filterInterPodAffinity(
+  pod: PodInfo,
+  node: NodeSpec,
+  state: AffinityState,
+): string | undefined {
   for (let i = 0; i < pod.requiredAffinity.length; i++) {
     const term = pod.requiredAffinity[i]!;
     const v = node.labels[term.topologyKey];
