@@ -60,7 +60,8 @@ function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
 }
 
-interface Machine {
+/** What the node status is computed from (injectable for tests). */
+export interface Machine {
   cpus: number;
   memTotal: number;
   memFree: number;
