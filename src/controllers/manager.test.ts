@@ -18,7 +18,13 @@ describe('controller manager', () => {
 
   it('starts every controller on shared informers, collects garbage, and stops cleanly', async () => {
     const running = await startControllers({ cluster: t.cluster, logger: silentLogger() });
-    assert.deepEqual(running.names, ['scheduler', 'garbage-collector', 'namespace', 'node-lifecycle']);
+    assert.deepEqual(running.names, [
+      'scheduler',
+      'workloads',
+      'garbage-collector',
+      'namespace',
+      'node-lifecycle',
+    ]);
     const owner = await t.cluster.create<KubeObject>(Resources.configmaps, 'default', {
       metadata: { name: 'o' },
     });

@@ -13,6 +13,7 @@ import {
   startNodeLifecycleController,
 } from './nodes/node-lifecycle.ts';
 import { startScheduler } from './scheduler/index.ts';
+import { startWorkloadControllers } from './workloads/index.ts';
 
 /** Which controllers run (each defaults to true). */
 export interface ControllerSelection {
@@ -54,6 +55,12 @@ export async function startControllers(options: ControllerManagerOptions): Promi
 
   if (enabled('scheduler')) {
     running.push({ name: 'scheduler', controller: startScheduler({ cluster, informers, logger }) });
+  }
+  if (enabled('workloads')) {
+    running.push({
+      name: 'workloads',
+      controller: startWorkloadControllers({ cluster, informers, logger: child('workloads') }),
+    });
   }
   if (enabled('gc')) {
     running.push({
