@@ -5,6 +5,7 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { setTimeout as delay } from 'node:timers/promises';
 import { type RunningServer, startServer } from '../src/cli/server.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { kubectl, kubectlOk } from './harness/kubectl.ts';
@@ -14,7 +15,7 @@ const deployment = (ns: string): string => `apiVersion: apps/v1
 kind: Deployment
 metadata: {name: web, namespace: ${ns}}
 spec:
-  replicas: 1
+  replicas: 2
   selector: {matchLabels: {app: web}}
   template:
     metadata: {labels: {app: web}}
@@ -22,48 +23,23 @@ spec:
       containers: [{name: web, image: nginx}]
 `;
 
-const owned = (kind: string, apiVersion: string, name: string, uid: string): string =>
-  `ownerReferences: [{apiVersion: ${apiVersion}, kind: ${kind}, name: ${name}, uid: ${uid}, controller: true, blockOwnerDeletion: true}]`;
-
 describe('kubectl delete with the lifecycle controllers', { concurrency: false }, () => {
   let server: RunningServer;
   let kc: string;
   const k = (...args: string[]): Promise<string> => kubectlOk(kc, args);
   const kIn = (input: string, ...args: string[]): Promise<string> => kubectlOk(kc, args, { input });
 
-  /** Deployment → ReplicaSet → Pod, linked by ownerReferences by hand, in a new namespace. */
-  async function chain(ns: string): Promise<void> {
+  /** A Deployment whose ReplicaSet and Pods the workload controllers made, in a new namespace; returns the ReplicaSet's name. */
+  async function chain(ns: string): Promise<string> {
     await k('create', 'namespace', ns);
     await kIn(deployment(ns), 'apply', '-f', '-');
-    const dUid = await k('get', 'deploy', 'web', '-n', ns, '-o', 'jsonpath={.metadata.uid}');
-    await kIn(
-      `apiVersion: apps/v1
-kind: ReplicaSet
-metadata: {name: web-1, namespace: ${ns}, labels: {app: web}, ${owned('Deployment', 'apps/v1', 'web', dUid)}}
-spec:
-  replicas: 1
-  selector: {matchLabels: {app: web}}
-  template:
-    metadata: {labels: {app: web}}
-    spec:
-      containers: [{name: web, image: nginx}]
-`,
-      'apply',
-      '-f',
-      '-',
-    );
-    const rsUid = await k('get', 'rs', 'web-1', '-n', ns, '-o', 'jsonpath={.metadata.uid}');
-    await kIn(
-      `apiVersion: v1
-kind: Pod
-metadata: {name: web-1-a, namespace: ${ns}, labels: {app: web}, ${owned('ReplicaSet', 'apps/v1', 'web-1', rsUid)}}
-spec:
-  containers: [{name: web, image: nginx}]
-`,
-      'apply',
-      '-f',
-      '-',
-    );
+    for (let i = 0; ; i++) {
+      const pods = await k('get', 'pods', '-n', ns, '-l', 'app=web', '-o', 'name');
+      if (pods.trim().split('\n').filter(Boolean).length === 2) break;
+      assert.ok(i < 300, 'the workload controllers did not create the pods');
+      await delay(50);
+    }
+    return (await k('get', 'rs', '-n', ns, '-o', 'jsonpath={.items[0].metadata.name}')).trim();
   }
 
   const gone = async (...args: string[]): Promise<boolean> => {
@@ -87,30 +63,35 @@ spec:
   });
 
   it('--cascade=background (the default) deletes the ReplicaSet and its Pod after the Deployment', async () => {
-    await chain('bg');
+    const rs = await chain('bg');
     await k('delete', 'deployment', 'web', '-n', 'bg');
-    await k('wait', '--for=delete', 'rs/web-1', '-n', 'bg', '--timeout=30s');
-    await k('wait', '--for=delete', 'pod/web-1-a', '-n', 'bg', '--timeout=30s');
+    await k('wait', '--for=delete', `rs/${rs}`, '-n', 'bg', '--timeout=30s');
+    await k('wait', '--for=delete', 'pods', '-l', 'app=web', '-n', 'bg', '--timeout=30s');
     assert.ok(await gone('deploy', 'web', '-n', 'bg'));
   });
 
   it('--cascade=foreground returns once the Deployment is gone, its dependents already gone', async () => {
-    await chain('fg');
+    const rs = await chain('fg');
     await k('delete', 'deployment', 'web', '-n', 'fg', '--cascade=foreground', '--timeout=60s');
     assert.ok(await gone('deploy', 'web', '-n', 'fg'));
-    assert.ok(await gone('rs', 'web-1', '-n', 'fg'), 'the ReplicaSet went before its Deployment');
-    assert.ok(await gone('pod', 'web-1-a', '-n', 'fg'), 'the Pod went before its ReplicaSet');
+    assert.ok(await gone('rs', rs, '-n', 'fg'), 'the ReplicaSet went before its Deployment');
+    assert.equal(
+      (await k('get', 'pods', '-n', 'fg', '-o', 'name')).trim(),
+      '',
+      'the Pods went before their ReplicaSet',
+    );
   });
 
   it('--cascade=orphan returns and leaves the ReplicaSet without an ownerReference', async () => {
-    await chain('orphan');
+    const name = await chain('orphan');
     await k('delete', 'deployment', 'web', '-n', 'orphan', '--cascade=orphan', '--timeout=60s');
     assert.ok(await gone('deploy', 'web', '-n', 'orphan'));
-    const rs = JSON.parse(await k('get', 'rs', 'web-1', '-n', 'orphan', '-o', 'json'));
+    const rs = JSON.parse(await k('get', 'rs', name, '-n', 'orphan', '-o', 'json'));
     assert.equal(rs.metadata.ownerReferences, undefined);
     assert.equal(rs.metadata.finalizers, undefined);
-    const pod = JSON.parse(await k('get', 'pod', 'web-1-a', '-n', 'orphan', '-o', 'json'));
-    assert.equal(pod.metadata.ownerReferences[0].name, 'web-1');
+    const pods = JSON.parse(await k('get', 'pods', '-n', 'orphan', '-l', 'app=web', '-o', 'json'));
+    assert.equal(pods.items.length, 2);
+    for (const pod of pods.items) assert.equal(pod.metadata.ownerReferences[0].name, name);
   });
 
   it('delete namespace returns once the namespace and everything in it is gone', async () => {
