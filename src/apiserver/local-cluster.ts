@@ -213,7 +213,7 @@ export class LocalCluster implements Cluster {
 
   updateSubresource(
     ref: ResourceRef,
-    namespace: string | undefined,
+    _namespace: string | undefined,
     name: string,
     subresource: string,
     body: unknown,
