@@ -41,6 +41,10 @@ const ownedBy = (owner: KubeObject, items: KubeObject[]): Pod[] =>
     i.metadata.ownerReferences?.some((r) => r.uid === owner.metadata.uid && r.controller),
   ) as Pod[];
 
+function imageOf(pod: Pod | undefined): string | undefined {
+  return (pod?.spec?.['containers'] as Array<{ image: string }> | undefined)?.[0]?.image;
+}
+
 function nodesOf(pods: readonly Pod[]): string[] {
   return pods.map((p) => p.spec?.nodeName ?? '').sort();
 }
@@ -229,7 +233,7 @@ describe('DaemonSet controller', { concurrency: false }, () => {
         p.metadata.labels?.['controller-revision-hash'],
         current.metadata.labels?.['controller-revision-hash'],
       );
-      assert.equal((p.spec?.['containers'] as Array<{ image: string }>)[0]?.image, 'agent:2');
+      assert.equal(imageOf(p), 'agent:2');
     }
     // kubectl rollout undo ds: the old revision's data is applied as a strategic merge patch.
     await tc.cluster.patch(Resources.daemonsets, NS, 'agent', 'strategic', (before as KubeObject)['data']);
@@ -245,7 +249,7 @@ describe('DaemonSet controller', { concurrency: false }, () => {
         ? mine
         : undefined;
     });
-    assert.equal((back[0]?.spec?.['containers'] as Array<{ image: string }>)[0]?.image, 'agent:1');
+    assert.equal(imageOf(back[0]), 'agent:1');
     const reused = await tc.cluster.get(Resources.controllerrevisions, NS, before.metadata.name ?? '');
     assert.equal(reused['revision'], 3);
   });
@@ -273,7 +277,7 @@ describe('DaemonSet controller', { concurrency: false }, () => {
         ? mine
         : undefined;
     });
-    const images = replaced.map((p) => (p.spec?.['containers'] as Array<{ image: string }>)[0]?.image).sort();
+    const images = replaced.map((p) => imageOf(p)).sort();
     assert.deepEqual(images, ['agent:1', 'agent:2']);
   });
 
