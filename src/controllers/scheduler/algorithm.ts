@@ -73,7 +73,7 @@ export function runFilters(
   node: NodeInfo,
   spec: NodeSpec,
   affinity: AffinityState | undefined,
-): string[] {
+): readonly string[] {
   const r1 =
     filterUnschedulable(pod, spec) ??
     filterTaints(pod, spec) ??

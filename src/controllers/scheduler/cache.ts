@@ -15,6 +15,8 @@ function hasAffinity(p: PodInfo): boolean {
   );
 }
 
+const EMPTY_COUNTS: ReadonlyMap<string, number> = new Map();
+
 export class SchedulerCache {
   readonly #nodes = new Map<string, NodeInfo>();
   /** Nodes that exist (have a spec), in a stable order for round-robin sampling. */
@@ -193,6 +195,11 @@ export class SchedulerCache {
   /** How many pods of this owner sit on the node. */
   ownerCount(ownerUid: string, nodeName: string): number {
     return this.#owners.get(ownerUid)?.get(nodeName) ?? 0;
+  }
+
+  /** Node name → pods of this owner there (empty when none). Do not mutate. */
+  ownerCounts(ownerUid: string): ReadonlyMap<string, number> {
+    return this.#owners.get(ownerUid) ?? EMPTY_COUNTS;
   }
 
   #placed(pod: PodInfo): PlacedPod | undefined {
