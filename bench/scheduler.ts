@@ -122,6 +122,11 @@ async function endToEnd(nodes: number, pods: number, scheduledEvents: boolean): 
   record(`e2e ${label}: create all pods`, created, 'ms');
   record(`e2e ${label}: all bound after first create`, total, 'ms');
   record(`e2e ${label}: throughput`, (pods * 1000) / total, 'pods/s');
+  record(
+    `e2e ${label}: process RSS (API, store, informers, scheduler)`,
+    process.memoryUsage().rss / 2 ** 20,
+    'MB',
+  );
   if (stats.unschedulable > 0 || stats.bindErrors > 0) {
     console.log(`  (unschedulable attempts ${stats.unschedulable}, bind errors ${stats.bindErrors})`);
   }

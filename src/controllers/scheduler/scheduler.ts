@@ -161,6 +161,17 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
   const pods: Informer = options.informers.informer(Resources.pods);
   const nodes: Informer = options.informers.informer(Resources.nodes);
 
+  // Many changes in a burst (a node pool joining, a Deployment scaled down) wake parked pods once.
+  let moveScheduled = false;
+  const wakeParked = (): void => {
+    if (moveScheduled || queue.unschedulableLength === 0) return;
+    moveScheduled = true;
+    setImmediate(() => {
+      moveScheduled = false;
+      if (!stopped) queue.moveAllToActive();
+    });
+  };
+
   const responsible = (p: PodInfo): boolean =>
     p.nodeName === '' && !p.deleting && !p.terminal && p.schedulerName === opts.schedulerName && !p.gated;
 
@@ -193,7 +204,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
       cache.setPod(pod);
       if (oldNode === '') queue.delete(key);
       // Resources freed (a pod finished): parked pods may fit now.
-      if (before !== undefined && pod.terminal) queue.moveAllToActive();
+      if (before !== undefined && pod.terminal) wakeParked();
       return;
     }
     const pod = parsePod(newObj);
@@ -206,7 +217,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
     queue.delete(key);
     if (cache.pod(key) !== undefined) {
       cache.removePod(key);
-      queue.moveAllToActive();
+      wakeParked();
     }
   });
   const upsertNode = (obj: KubeObject): void => {
@@ -215,7 +226,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
     if (nodeFingerprints.get(spec.name) === fp) return;
     nodeFingerprints.set(spec.name, fp);
     cache.upsertNode(spec);
-    queue.moveAllToActive();
+    wakeParked();
   };
   nodes.onAdd((obj) => {
     if (!stopped) upsertNode(obj);
@@ -278,7 +289,7 @@ export function startScheduler(options: SchedulerOptions): Scheduler {
         (err: unknown) => {
           counters.bindErrors++;
           cache.forget(pod.key);
-          queue.moveAllToActive();
+          wakeParked();
           if (stopped) return;
           if (isApiError(err, 404)) {
             queue.delete(pod.key);
