@@ -335,12 +335,32 @@ describe('kubectl against kedge server', { concurrency: false }, () => {
     assert.equal((await k('auth', 'can-i', 'create', 'pods')).trim(), 'yes');
   });
 
-  it('deletes a namespace: it turns Terminating and refuses new content', async () => {
+  it('deletes a namespace: Terminating refuses new content; gone once its content is', async () => {
+    await kIn(
+      'apiVersion: v1\nkind: ConfigMap\nmetadata: {name: hold, namespace: team-a, finalizers: [example.com/hold]}\n',
+      'create',
+      '-f',
+      '-',
+    );
     await k('delete', 'namespace', 'team-a', '--wait=false');
     assert.equal(await k('get', 'ns', 'team-a', '-o', 'jsonpath={.status.phase}'), 'Terminating');
     const r = await kubectl(kc, ['create', 'configmap', 'late', '-n', 'team-a']);
     assert.notEqual(r.code, 0);
     assert.match(r.stderr, /because it is being terminated/);
+    // The namespace controller deleted the rest; the held ConfigMap waits for its finalizer.
+    await k('wait', '--for=delete', 'deploy/api', '-n', 'team-a', '--timeout=30s');
+    await k(
+      'patch',
+      'cm',
+      'hold',
+      '-n',
+      'team-a',
+      '--type',
+      'json',
+      '-p',
+      '[{"op":"remove","path":"/metadata/finalizers"}]',
+    );
+    await k('wait', '--for=delete', 'namespace/team-a', '--timeout=30s');
   });
 
   it('rejects anonymous requests with 401 and a Status', async () => {

@@ -638,39 +638,9 @@ export class ApiHandler {
       } satisfies Status);
     } else if (subresource === 'finalize' && rt.group === '' && rt.kind === 'Namespace' && method === 'PUT') {
       const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
-      const finalizers =
-        isPlainObject(body) && isPlainObject(body['spec']) ? body['spec']['finalizers'] : undefined;
-      const updated = await storage.guaranteedUpdate(
-        rt,
-        undefined,
-        name,
-        (ns) => {
-          ns['spec'] = {
-            ...(isPlainObject(ns['spec']) ? ns['spec'] : {}),
-            finalizers: Array.isArray(finalizers) ? finalizers : [],
-          };
-          return ns;
-        },
-        undefined,
-        writeOptions(q, warnings),
-      );
-      return reply(200, await this.#finishNamespace(rt, updated));
+      return reply(200, await storage.finalizeNamespace(rt, name, body, writeOptions(q, warnings)));
     }
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
-  }
-
-  /** A namespace whose finalizers are all gone and that is being deleted goes away. */
-  async #finishNamespace(rt: ResourceType, ns: KubeObject): Promise<KubeObject> {
-    const spec = isPlainObject(ns['spec']) ? ns['spec'] : {};
-    const specFinalizers = Array.isArray(spec['finalizers']) ? spec['finalizers'] : [];
-    if (
-      ns.metadata.deletionTimestamp !== undefined &&
-      specFinalizers.length === 0 &&
-      (ns.metadata.finalizers ?? []).length === 0
-    ) {
-      return this.#storage.delete(rt, undefined, ns.metadata.name ?? '');
-    }
-    return ns;
   }
 
   #applyPatch(
@@ -752,7 +722,6 @@ export class ApiHandler {
       subresource,
       writeOptions(q, warnings),
     );
-    if (rt.group === '' && rt.kind === 'Namespace') return this.#finishNamespace(rt, updated);
     return updated;
   }
 

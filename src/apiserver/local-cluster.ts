@@ -1,4 +1,4 @@
-import { isPlainObject, type KubeList, type KubeObject } from '../api/meta.ts';
+import type { KubeList, KubeObject } from '../api/meta.ts';
 import type { ResourceType } from '../api/resource.ts';
 import { ApiError } from '../api/status-error.ts';
 import type {
@@ -221,38 +221,10 @@ export class LocalCluster implements Cluster {
     return this.#call(async () => {
       const rt = this.#type(ref);
       if (subresource === 'finalize' && rt.group === '' && rt.kind === 'Namespace') {
-        return this.#finalizeNamespace(rt, name, body);
+        return this.#storage.finalizeNamespace(rt, name, body);
       }
       throw new ApiError(404, 'NotFound', `${rt.plural}/${subresource} is not served`);
     });
-  }
-
-  /** namespaces/finalize: set spec.finalizers; a namespace being deleted with none left goes away. */
-  async #finalizeNamespace(rt: ResourceType, name: string, body: unknown): Promise<KubeObject> {
-    const spec = isPlainObject(body) && isPlainObject(body['spec']) ? body['spec'] : {};
-    const finalizers = Array.isArray(spec['finalizers']) ? spec['finalizers'] : [];
-    const updated = await this.#storage.guaranteedUpdate(
-      rt,
-      undefined,
-      name,
-      (ns) => {
-        ns['spec'] = { ...(isPlainObject(ns['spec']) ? ns['spec'] : {}), finalizers };
-        return ns;
-      },
-      undefined,
-    );
-    const done =
-      updated.metadata.deletionTimestamp !== undefined &&
-      finalizers.length === 0 &&
-      (updated.metadata.finalizers ?? []).length === 0;
-    if (!done) return updated;
-    try {
-      return await this.#storage.delete(rt, undefined, name);
-    } catch (err) {
-      // The update itself may already have removed it.
-      if (err instanceof ApiError && err.httpCode === 404) return updated;
-      throw err;
-    }
   }
 }
 

@@ -64,6 +64,13 @@ export function decodeEntry(value: string, revision: number): KubeObject {
   return obj;
 }
 
+/** A namespace being deleted stays until its spec.finalizers (the namespace controller's) are gone. */
+function namespaceHeld(rt: ResourceType, obj: KubeObject): boolean {
+  if (rt.group !== '' || rt.kind !== 'Namespace') return false;
+  const spec = isPlainObject(obj['spec']) ? obj['spec'] : {};
+  return Array.isArray(spec['finalizers']) && spec['finalizers'].length > 0;
+}
+
 /** Everything except metadata, status, apiVersion and kind: what bumps metadata.generation. */
 function specPart(o: KubeObject, statusSeparate: boolean): string {
   const { metadata: _m, status, apiVersion: _a, kind: _k, ...rest } = o;
@@ -204,7 +211,11 @@ export class ObjectStorage {
       if (options.dryRun) return next;
       const meta = next.metadata;
       try {
-        if (meta.deletionTimestamp !== undefined && (meta.finalizers ?? []).length === 0) {
+        if (
+          meta.deletionTimestamp !== undefined &&
+          (meta.finalizers ?? []).length === 0 &&
+          !namespaceHeld(rt, next)
+        ) {
           const { revision } = await this.store.delete(key, entry.revision);
           next.metadata.resourceVersion = String(revision);
           return next;
@@ -263,6 +274,31 @@ export class ObjectStorage {
         status['conditions'] = conditions;
         pod['status'] = status;
         return pod;
+      },
+      'all',
+      options,
+    );
+  }
+
+  /**
+   * namespaces/finalize: replace spec.finalizers (the only way to change them); a namespace being deleted
+   * with none left goes away in the same write.
+   */
+  async finalizeNamespace(
+    rt: ResourceType,
+    name: string,
+    body: unknown,
+    options: WriteOptions = {},
+  ): Promise<KubeObject> {
+    const spec = isPlainObject(body) && isPlainObject(body['spec']) ? body['spec'] : {};
+    const finalizers = Array.isArray(spec['finalizers']) ? spec['finalizers'] : [];
+    return this.guaranteedUpdate(
+      rt,
+      undefined,
+      name,
+      (ns) => {
+        ns['spec'] = { ...(isPlainObject(ns['spec']) ? ns['spec'] : {}), finalizers };
+        return ns;
       },
       'all',
       options,
@@ -354,6 +390,14 @@ export class ObjectStorage {
       next = proposed;
     } else {
       next = proposed;
+      if (rt.group === '' && rt.kind === 'Namespace') {
+        // Only namespaces/finalize changes spec.finalizers, as in Kubernetes.
+        const spec = isPlainObject(next['spec']) ? next['spec'] : {};
+        const cur = isPlainObject(current['spec']) ? current['spec'] : {};
+        if (cur['finalizers'] === undefined) delete spec['finalizers'];
+        else spec['finalizers'] = cur['finalizers'];
+        next['spec'] = spec;
+      }
       if (rt.subresources.status) {
         if (current['status'] === undefined) delete next['status'];
         else next['status'] = current['status'];

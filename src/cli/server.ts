@@ -3,10 +3,16 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { Registry } from 'prom-client';
 import { bearerAuthenticator, certificateAuthenticator, unionAuthenticator } from '../apiserver/auth.ts';
 import { LocalCluster } from '../apiserver/local-cluster.ts';
 import { ApiServer } from '../apiserver/server.ts';
+import { InformerFactory } from '../client/informer.ts';
 import { startControllers } from '../controllers/manager.ts';
+import { createHub } from '../hub/hub.ts';
+import { joinHandlers } from '../hub/join.ts';
+import { nodeAuthorizer } from '../hub/node-authorizer.ts';
+import { NodeRegistry } from '../hub/node-registry.ts';
 import { KedgeError } from '../lib/errors.ts';
 import { writeKubeconfig } from '../lib/kubeconfig.ts';
 import type { Logger } from '../lib/log.ts';
@@ -78,9 +84,14 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   const tokens = new TokenStore({ path: join(dataDir, 'tokens.db'), caHash: pki.caHash });
   const nodeToken = await ensureNodeToken(join(dataDir, 'node-token'), tokens, log);
+  const metrics = new Registry();
+  let hubInformers: InformerFactory | undefined;
   const api = new ApiServer({
     store,
     logger: log,
+    metricsRegistry: metrics,
+    // Edge nodes (system:node:NAME) may read only what their pods use and write only their own status.
+    authorizers: [nodeAuthorizer({ informers: () => hubInformers! })],
     authenticate: unionAuthenticator([
       certificateAuthenticator,
       bearerAuthenticator((token) => {
@@ -90,10 +101,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     ]),
   });
   await api.start();
+  const local = new LocalCluster(api.storage);
   const controllers =
-    options.startControllers === true
-      ? await startControllers({ cluster: new LocalCluster(api.storage), logger: log })
-      : undefined;
+    options.startControllers === false
+      ? undefined
+      : await startControllers({ cluster: local, logger: log.child({ component: 'controllers' }) });
+  hubInformers = new InformerFactory(local, log.child({ component: 'hub-informers' }));
+  const nodes = new NodeRegistry({ path: join(dataDir, 'nodes.db') });
+  const hub = createHub({
+    cluster: local,
+    informers: hubInformers,
+    logger: log.child({ component: 'hub' }),
+    registry: nodes,
+    metrics,
+  });
+  hubInformers.start();
+  await hubInformers.waitForSync();
+  const handleJoin = joinHandlers({
+    ca: pki.ca,
+    tokens,
+    registry: nodes,
+    cluster: local,
+    logger: log.child({ component: 'join' }),
+  });
   const https: Server = createServer(
     {
       key: pki.server.keyPem,
@@ -103,8 +133,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       rejectUnauthorized: false,
       keepAliveTimeout: 120_000,
     },
-    api.handle,
+    (req, res) => {
+      if (!handleJoin(req, res)) api.handle(req, res);
+    },
   );
+  https.on('upgrade', (req, socket, head) => {
+    if (!hub.handleUpgrade(req, socket, head)) socket.destroy();
+  });
   https.on('clientError', (err, socket) => {
     log.debug({ err }, 'client connection error');
     socket.destroy();
@@ -144,12 +179,15 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     close() {
       closed ??= (async () => {
         const done = new Promise<void>((ok) => https.close(() => ok()));
+        await hub.close();
+        await hubInformers?.stop();
         await controllers?.stop();
         await api.close();
         https.closeAllConnections();
         await done;
         await store.close();
         tokens.close();
+        nodes.close();
       })();
       return closed;
     },
