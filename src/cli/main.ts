@@ -8,6 +8,7 @@ import { caHash } from '../lib/pki.ts';
 import { TokenStore } from '../lib/tokens.ts';
 import { runAgentCommand } from './agent.ts';
 import { startServer } from './server.ts';
+import { runUpCommand } from './up.ts';
 
 const USAGE = `Usage: kedge <command> [options]
 
@@ -16,7 +17,7 @@ Commands:
   token create [--ttl DURATION] [--data-dir DIR] print a new join token (e.g. --ttl 24h)
   agent --server URL [--token T] [--node-name N] [--data-dir DIR] [--node-labels k=v,...]
         [--runtime fake] [--local-api 127.0.0.1:10550|off]    join and run an edge node
-  up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server (agent and demo device: see README)
+  up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server, a local agent and a demo workload
   version                                        print the version
 `;
 
@@ -24,8 +25,9 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'server':
+      return runServerCommand(rest);
     case 'up':
-      return runServerCommand(rest, command);
+      return runUpCommand(rest);
     case 'token':
       return tokenCommand(rest);
     case 'agent':
@@ -46,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
   }
 }
 
-async function runServerCommand(args: string[], command: string): Promise<number> {
+async function runServerCommand(args: string[]): Promise<number> {
   const { values } = parseArgs({
     args,
     options: { 'data-dir': { type: 'string' }, listen: { type: 'string' } },
@@ -58,11 +60,6 @@ async function runServerCommand(args: string[], command: string): Promise<number
     ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
     ...(values.listen === undefined ? {} : { listen: values.listen }),
   });
-  if (command === 'up') {
-    process.stderr.write(
-      `\nkedge is up.\n  export KUBECONFIG=${server.kubeconfigPath}\n  kubectl get namespaces\n\nJoin token: ${server.dataDir}/node-token\nPress Ctrl-C to stop.\n\n`,
-    );
-  }
   const stop = Promise.withResolvers<void>();
   process.once('SIGINT', () => stop.resolve());
   process.once('SIGTERM', () => stop.resolve());
