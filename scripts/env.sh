@@ -13,5 +13,7 @@ if [ "$(kedge_node_major)" -lt 24 ]; then
 fi
 if [ ! -f "$kedge_root/node_modules/.package-lock.json" ] ||
   [ "$kedge_root/package-lock.json" -nt "$kedge_root/node_modules/.package-lock.json" ]; then
-  (cd "$kedge_root" && npm ci --loglevel=error --no-fund --no-audit >&2) || return 1
+  # npm install, not npm ci: npm 11.19 writes lock files that its own `npm ci` then rejects (optional
+  # platform packages of @biomejs/biome); install still honours the versions the lock file pins.
+  (cd "$kedge_root" && npm install --loglevel=error --no-fund --no-audit >&2) || return 1
 fi
