@@ -14,9 +14,12 @@
  *    time until every node is connected and synced again and what was resent are measured.
  * Prints a table and writes bench/results/edge.json.
  */
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeObject } from '../src/api/meta.ts';
 import { RemoteCluster } from '../src/client/remote-cluster.ts';
@@ -27,6 +30,7 @@ import { type ServerProcess, startServerProcess } from '../test/harness/server.t
 import { type ByteCounts, bytesBetween, startByteProxy } from './lib/byte-proxy.ts';
 import { httpWatch } from './lib/http-watch.ts';
 import { inParallel, joinNodes, type SwarmNode, startSwarm, stopSwarm } from './lib/node-swarm.ts';
+import { stripToJs } from './lib/strip-to-js.ts';
 
 const NODES = Number(process.argv[2] ?? 1000);
 const IDLE_SECONDS = Number(process.env['KEDGE_BENCH_IDLE_SECONDS'] ?? 60);
@@ -82,6 +86,34 @@ async function waitForObject(
     }
   } finally {
     abort.abort();
+  }
+}
+
+/** Starts `kedge agent` from `main`, waits until it is connected, lets it settle 20 s, returns its VmRSS. */
+async function freshAgentRss(main: string, nodeName: string, server: string, token: string): Promise<number> {
+  const args = [main, 'agent', '--server', server, '--token', token, '--node-name', nodeName];
+  const child = spawn(
+    process.execPath,
+    [...args, '--data-dir', join(dir, nodeName), '--local-api', '127.0.0.1:0'],
+    {
+      stdio: ['ignore', 'pipe', 'ignore'],
+    },
+  );
+  const exited = once(child, 'exit');
+  try {
+    await new Promise<void>((resolve, reject) => {
+      createInterface({ input: child.stdout }).on('line', (line) => {
+        if (line.includes('"msg":"connected to hub"')) resolve();
+      });
+      void exited.then(([code]) => reject(new Error(`Agent ${nodeName} exited with ${code}`)));
+    });
+    await sleep(20_000);
+    return await rssMiB(child.pid!);
+  } finally {
+    if (child.exitCode === null) {
+      child.kill('SIGTERM');
+      await exited;
+    }
   }
 }
 
@@ -220,6 +252,16 @@ try {
   await agent.stop();
   await proxy.close();
 
+  // What load-time type stripping costs: the same agent started fresh from .ts and from pre-stripped .js.
+  const jsMain = stripToJs(join(import.meta.dirname, '..'), join(dir, 'js'));
+  const tsMain = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
+  const [tsRss, jsRss] = await Promise.all([
+    freshAgentRss(tsMain, 'bench-ts', server.url, token),
+    freshAgentRss(jsMain, 'bench-js', server.url, token),
+  ]);
+  record('agent RSS 20 s after connect, 0 pods, .ts sources (stripped at load)', tsRss, 'MiB');
+  record('agent RSS 20 s after connect, 0 pods, sources pre-stripped to .js', jsRss, 'MiB');
+
   // ---- 5. N nodes: join, sync, server restart, reconnect ----
   const swarmDir = join(dir, 'swarm');
   await mkdir(swarmDir);
@@ -282,6 +324,12 @@ try {
   record('server restart: exited → new server ready', readyAt - stoppedAt, 'ms');
   record(`server restart: SIGTERM → all ${NODES} nodes connected and synced`, doneAt - restartT0, 'ms');
   record(`server restart: new server ready → all ${NODES} connected and synced`, doneAt - readyAt, 'ms');
+  const firstBack = Math.min(...nodes.map((n) => n.lastConnectedAt));
+  record(
+    `server restart: first node back → all ${NODES} back (spread: backoff jitter)`,
+    doneAt - firstBack,
+    'ms',
+  );
   record('server restart: sync items resent (all nodes)', resentItems, 'items');
   record('server restart: sync item bytes resent (all nodes)', resentBytes, 'B');
   record(
