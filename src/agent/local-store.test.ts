@@ -74,6 +74,22 @@ describe('LocalStore', () => {
     again.close();
   });
 
+  it('counts items that move a key back to an older revision, durably (kedge_agent_out_of_order_total)', () => {
+    const path = freshPath();
+    const store = new LocalStore(path);
+    store.applyBatch(5, [pod('a', 5), pod('b', 4)]);
+    store.applyBatch(6, [pod('a', 5), pod('b', 6)]); // a resend of the same revision is in order
+    assert.equal(store.outOfOrder(), 0);
+    store.applyBatch(6, [pod('a', 3), { key: 'core/pods/default/b', revision: 2, deleted: true }]);
+    assert.equal(store.outOfOrder(), 2);
+    store.applyBatch(9, [pod('b', 1)]); // b was deleted: a new put starts afresh
+    assert.equal(store.outOfOrder(), 2);
+    store.close();
+    const again = new LocalStore(path);
+    assert.equal(again.outOfOrder(), 2);
+    again.close();
+  });
+
   it('applies deletes and reports puts and deletes with the previous object to listeners', () => {
     const store = new LocalStore(freshPath());
     store.applyBatch(2, [pod('a', 1), pod('b', 2)]);

@@ -56,7 +56,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   coalesce_key TEXT UNIQUE,
   item TEXT NOT NULL
 ) STRICT;
-INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', '${SCHEMA}'), ('revision', 0);
+INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', '${SCHEMA}'), ('revision', 0), ('out_of_order', 0);
 `;
 
 function invalid(message: string, context: Record<string, unknown>): KedgeError {
@@ -91,6 +91,7 @@ export class LocalStore {
   readonly #db: DatabaseSync;
   readonly #revisions = new Map<SyncKey, number>();
   #revision: number;
+  #outOfOrder: number;
   readonly #listeners = new Set<ChangeListener>();
   readonly #s: Record<
     | 'get'
@@ -98,6 +99,7 @@ export class LocalStore {
     | 'put'
     | 'del'
     | 'setRevision'
+    | 'setOutOfOrder'
     | 'outboxDelKey'
     | 'outboxInsert'
     | 'outboxTrim'
@@ -148,6 +150,7 @@ export class LocalStore {
       put: p('INSERT OR REPLACE INTO objects (key, revision, value) VALUES (?, ?, ?)'),
       del: p('DELETE FROM objects WHERE key = ?'),
       setRevision: p("UPDATE meta SET value = ? WHERE name = 'revision'"),
+      setOutOfOrder: p("UPDATE meta SET value = ? WHERE name = 'out_of_order'"),
       outboxDelKey: p('DELETE FROM outbox WHERE coalesce_key = ?'),
       outboxInsert: p('INSERT INTO outbox (coalesce_key, item) VALUES (?, ?)'),
       outboxTrim: p(
@@ -165,6 +168,17 @@ export class LocalStore {
     this.#revision = Number(
       this.#db.prepare("SELECT value FROM meta WHERE name = 'revision'").get()?.['value'],
     );
+    this.#outOfOrder = Number(
+      this.#db.prepare("SELECT value FROM meta WHERE name = 'out_of_order'").get()?.['value'],
+    );
+  }
+
+  /**
+   * Items ever applied with a revision below the one the key held (a key going backwards): a sync bug
+   * if it is ever above 0. Persisted, so it survives restarts; exported as kedge_agent_out_of_order_total.
+   */
+  outOfOrder(): number {
+    return this.#outOfOrder;
   }
 
   /** Highest batch revision applied (0 before the first batch): what hello reports. */
@@ -212,11 +226,14 @@ export class LocalStore {
       seen.add(item.key);
     }
     const changes: LocalChange[] = [];
+    let outOfOrder = 0;
     this.#db.exec('BEGIN IMMEDIATE');
     try {
       for (const item of items) {
         const prevRow = this.#s.get.get(item.key);
         const prev = prevRow === undefined ? undefined : (JSON.parse(String(prevRow['value'])) as KubeObject);
+        // Applied all the same (the server is the source of truth), but counted: it must never happen.
+        if (prevRow !== undefined && item.revision < Number(prevRow['revision'])) outOfOrder++;
         if ('deleted' in item) {
           if (prev === undefined) continue;
           this.#s.del.run(item.key);
@@ -230,8 +247,10 @@ export class LocalStore {
       }
       const next = Math.max(this.#revision, revision);
       this.#s.setRevision.run(next);
+      if (outOfOrder > 0) this.#s.setOutOfOrder.run(this.#outOfOrder + outOfOrder);
       this.#db.exec('COMMIT');
       this.#revision = next;
+      this.#outOfOrder += outOfOrder;
     } catch (err) {
       if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
       throw err;

@@ -11,12 +11,27 @@ export interface AgentMetrics {
     outboxDepth: () => number;
     /** Milliseconds since the epoch of the last frame or pong from the hub (undefined: never). */
     lastContact: () => number | undefined;
+    /** Sync items applied with a revision below the one their key held (must stay 0). */
+    outOfOrder: () => number;
   };
 }
 
 export function createAgentMetrics(registry: Registry = new Registry()): AgentMetrics {
   const startedAt = Date.now();
-  const sources: AgentMetrics['sources'] = { outboxDepth: () => 0, lastContact: () => undefined };
+  const sources: AgentMetrics['sources'] = {
+    outboxDepth: () => 0,
+    lastContact: () => undefined,
+    outOfOrder: () => 0,
+  };
+  new Counter({
+    name: 'kedge_agent_out_of_order_total',
+    help: 'Sync items applied with a revision below the one their key held (a sync bug if above 0)',
+    registers: [registry],
+    collect() {
+      this.reset();
+      this.inc(sources.outOfOrder());
+    },
+  });
   new Gauge({
     name: 'kedge_agent_outbox_depth',
     help: 'Status items waiting in the durable outbox for a status-ack from the hub',

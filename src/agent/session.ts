@@ -92,7 +92,10 @@ export class Session extends EventEmitter<SessionEvents> {
     this.#o = options;
     this.#log = options.logger;
     this.#url = hubUrl(options.server);
-    if (options.metrics !== undefined) options.metrics.sources.lastContact = () => this.#lastContact;
+    if (options.metrics !== undefined) {
+      options.metrics.sources.lastContact = () => this.#lastContact;
+      options.metrics.sources.outOfOrder = () => options.store.outOfOrder();
+    }
   }
 
   get connected(): boolean {
@@ -219,6 +222,7 @@ export class Session extends EventEmitter<SessionEvents> {
         fail('bad-frame', `Batch seq ${batch.seq} does not follow ${lastBatchSeq}`);
         return;
       }
+      const outOfOrder = this.#o.store.outOfOrder();
       try {
         this.#o.store.applyBatch(batch.revision, batch.items);
       } catch (err) {
@@ -226,6 +230,11 @@ export class Session extends EventEmitter<SessionEvents> {
         return;
       }
       lastBatchSeq = batch.seq;
+      if (this.#o.store.outOfOrder() > outOfOrder)
+        this.#log.error(
+          { seq: batch.seq, revision: batch.revision },
+          'batch moved a key back to an older revision',
+        );
       this.#o.metrics?.appliedBatches.inc();
       send({ type: 'ack', seq: batch.seq, revision: this.#o.store.revision() });
       this.emit('batch', batch);
