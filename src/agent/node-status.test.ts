@@ -79,4 +79,51 @@ describe('node status', () => {
     assert.equal(outbox.depth(), 1, 'the newer node status replaced the older one');
     store.close();
   });
+
+  it('reports again when the server holds other conditions (regression: node stayed NotReady after a reconnect)', () => {
+    const store = new LocalStore(join(dir, 'unknown.db'));
+    const outbox = new Outbox(store);
+    let t = Date.parse('2025-01-01T00:00:00Z');
+    const reporter = new NodeStatusReporter({
+      ...base,
+      outbox,
+      logger: silentLogger(),
+      now: () => new Date(t),
+    });
+    reporter.start();
+    try {
+      const [first] = outbox.pending();
+      assert.ok(first?.item.kind === 'NodeStatus');
+      outbox.ack(first.seq);
+      const node = (status: unknown, rev: number) => ({
+        key: 'core/nodes//n1',
+        revision: rev,
+        object: { apiVersion: 'v1', kind: 'Node', metadata: { name: 'n1' }, status },
+      });
+      // The server holds what was reported: nothing to send.
+      store.applyBatch(5, [node(first.item.status, 5)]);
+      assert.equal(outbox.depth(), 0);
+      // The lifecycle controller marked the node Unknown while it was cut off; the agent is back.
+      t += 120_000;
+      const unknown = {
+        ...first.item.status,
+        conditions: (first.item.status['conditions'] as Array<Record<string, unknown>>).map((c) => ({
+          ...c,
+          status: 'Unknown',
+          reason: 'NodeStatusUnknown',
+          lastTransitionTime: '2025-01-01T00:01:00Z',
+        })),
+      };
+      store.applyBatch(6, [node(unknown, 6)]);
+      const [again] = outbox.pending().map((p) => p.item);
+      assert.ok(again?.kind === 'NodeStatus', 'the status must be reported again');
+      const ready = (again.status['conditions'] as Array<Record<string, unknown>>).find(
+        (c) => c['type'] === 'Ready',
+      );
+      assert.deepEqual([ready?.['status'], ready?.['lastTransitionTime']], ['True', '2025-01-01T00:02:00Z']);
+    } finally {
+      reporter.stop();
+      store.close();
+    }
+  });
 });

@@ -13,8 +13,9 @@ import {
   release,
   totalmem,
 } from 'node:os';
-import { isPlainObject } from '../api/meta.ts';
+import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { Logger } from '../lib/log.ts';
+import { syncKey } from '../protocol/messages.ts';
 import type { Outbox } from './outbox.ts';
 
 export const KUBELET_VERSION = 'v1.32.0-kedge';
@@ -157,12 +158,28 @@ function withoutHeartbeats(status: Record<string, unknown>): string {
   return JSON.stringify({ ...status, conditions });
 }
 
-/** Looks at the machine every interval and enqueues a NodeStatus when it changed. */
+/** type → status of each condition, for comparing what the server holds with what was reported. */
+function conditionStatuses(status: unknown): string {
+  const conditions = isPlainObject(status) && Array.isArray(status['conditions']) ? status['conditions'] : [];
+  return JSON.stringify(
+    conditions
+      .filter(isPlainObject)
+      .map((c) => `${String(c['type'])}=${String(c['status'])}`)
+      .sort(),
+  );
+}
+
+/**
+ * Looks at the machine every interval and enqueues a NodeStatus when it changed. Also watches the Node the
+ * hub syncs: when the server holds other conditions than the ones reported (the node lifecycle controller
+ * set Ready=Unknown while the node was cut off), the status is reported again, as a kubelet does.
+ */
 export class NodeStatusReporter {
   readonly #o: NodeStatusOptions;
   #last: Record<string, unknown> | undefined;
   #lastKey = '';
   #timer: NodeJS.Timeout | undefined;
+  #off: (() => void) | undefined;
 
   constructor(options: NodeStatusOptions) {
     this.#o = options;
@@ -172,6 +189,25 @@ export class NodeStatusReporter {
     this.check();
     this.#timer = setInterval(() => this.check(), this.#o.intervalMs ?? 10_000);
     this.#timer.unref();
+    const key = syncKey('', 'nodes', undefined, this.#o.nodeName);
+    this.#off = this.#o.outbox.store.onChange((changes) => {
+      for (const c of changes) if (c.key === key && c.type === 'put') this.serverCopy(c.object);
+    });
+  }
+
+  /** The Node as the server holds it: report again when its conditions are not the ones reported. */
+  serverCopy(node: KubeObject): boolean {
+    if (this.#last === undefined) return false;
+    const held = node['status'];
+    if (conditionStatuses(held) === conditionStatuses(this.#last)) return false;
+    this.#o.logger.info(
+      { server: conditionStatuses(held) },
+      'the server holds other node conditions than reported; reporting again',
+    );
+    // The server's copy is the previous status, so transition times say when the server saw a change.
+    if (isPlainObject(held)) this.#last = held;
+    this.#lastKey = '';
+    return this.check();
   }
 
   /** Enqueues the status if it changed; returns whether it did. */
@@ -187,5 +223,6 @@ export class NodeStatusReporter {
 
   stop(): void {
     clearInterval(this.#timer);
+    this.#off?.();
   }
 }

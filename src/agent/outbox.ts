@@ -49,6 +49,11 @@ export class Outbox {
     this.#onDropped = options.onEventsDropped;
   }
 
+  /** The local store the outbox lives in (it also holds what the hub synced to this node). */
+  get store(): LocalStore {
+    return this.#store;
+  }
+
   /** Durably queues an item (coalesced per object); returns its seq. */
   enqueue(item: StatusItem): number {
     const { seq, dropped } = this.#store.outboxAdd(
