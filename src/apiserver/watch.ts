@@ -126,7 +126,13 @@ export async function* watchObjects(
       yield expired(after, storage.store.compactedRevision() + 1);
       return;
     }
-    if (isKedgeError(err, 'KEDGE_STORE_WATCH_OVERFLOW') || isKedgeError(err, 'KEDGE_STORE_CLOSED')) return;
+    if (isKedgeError(err, 'KEDGE_STORE_WATCH_OVERFLOW')) {
+      // The watcher fell too far behind: like Kubernetes, tell it its revision is gone so it re-lists
+      // (ending quietly made informers re-watch from the same stale revision, overflowing forever).
+      yield expired(progress.revision, progress.revision + 1);
+      return;
+    }
+    if (isKedgeError(err, 'KEDGE_STORE_CLOSED')) return;
     throw err;
   } finally {
     signal.removeEventListener('abort', onAbort);
