@@ -139,4 +139,31 @@ describe('@kubernetes/client-node informer across a server restart', () => {
       cluster.close();
     }
   });
+
+  it('RemoteCluster keeps serving requests with more open watches than its request pool (regression: 64 watches stalled everything)', async () => {
+    const cluster = new RemoteCluster(resolveKubeconfig(await readKubeconfig(server.kubeconfig)));
+    const ctrl = new AbortController();
+    try {
+      const rv =
+        (await cluster.list(Resources.configmaps, { namespace: 'default' })).metadata.resourceVersion ?? '0';
+      let seen = 0;
+      const all = Promise.withResolvers<void>();
+      const watches = Array.from({ length: 70 }, async () => {
+        for await (const ev of cluster.watch(Resources.configmaps, {
+          namespace: 'default',
+          resourceVersion: rv,
+          signal: ctrl.signal,
+        })) {
+          if (ev.object.metadata.name === 'many-watches' && ++seen === 70) all.resolve();
+        }
+      });
+      await cluster.create(Resources.configmaps, 'default', { metadata: { name: 'many-watches' } });
+      await all.promise;
+      ctrl.abort();
+      await Promise.allSettled(watches);
+    } finally {
+      ctrl.abort();
+      cluster.close();
+    }
+  });
 });
