@@ -2,7 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { isKedgeError } from '../../lib/errors.ts';
-import { podTemplateHash, resolveFenceposts, scaledValue, templatesEqualIgnoringHash } from './common.ts';
+import {
+  type Pod,
+  podChangeMatters,
+  podTemplateHash,
+  resolveFenceposts,
+  scaledValue,
+  templatesEqualIgnoringHash,
+} from './common.ts';
 import { maxSurge, maxUnavailable, newRSNewReplicas } from './deployment.ts';
 
 describe('int-or-percent and fenceposts', () => {
@@ -80,5 +87,80 @@ describe('pod-template-hash', () => {
     assert.ok(templatesEqualIgnoringHash(template, reordered));
     assert.notEqual(podTemplateHash({ ...template, spec: { containers: [{ name: 'c', image: 'a:2' }] } }), h);
     assert.notEqual(podTemplateHash(template, 1), h);
+  });
+});
+
+describe('podChangeMatters', () => {
+  const base: Pod = {
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: {
+      name: 'p',
+      namespace: 'default',
+      labels: { app: 'web' },
+      ownerReferences: [
+        { apiVersion: 'apps/v1', kind: 'ReplicaSet', name: 'rs', uid: 'u1', controller: true },
+      ],
+    },
+    spec: { containers: [] },
+    status: { phase: 'Pending' },
+  };
+  const edit = (fn: (p: Pod) => void): Pod => {
+    const p = structuredClone(base);
+    fn(p);
+    return p;
+  };
+  it('ignores a binding and status churn that moves no count', () => {
+    const bound = edit((p) => {
+      p.spec = { ...p.spec, nodeName: 'edge-1' };
+    });
+    assert.equal(podChangeMatters(base, bound), false);
+    const churn = edit((p) => {
+      p.metadata.resourceVersion = '9';
+      p.status = { phase: 'Pending', containerStatuses: [{ restartCount: 0 }] };
+    });
+    assert.equal(podChangeMatters(base, churn), false);
+  });
+  it('counts a binding when asked to (DaemonSets place pods per node)', () => {
+    const bound = edit((p) => {
+      p.spec = { ...p.spec, nodeName: 'edge-1' };
+    });
+    assert.equal(podChangeMatters(base, bound, true), true);
+  });
+  it('sees labels, owners, deletion, phase and readiness change', () => {
+    const changes: Array<(p: Pod) => void> = [
+      (p) => {
+        p.metadata.labels = { app: 'other' };
+      },
+      (p) => {
+        p.metadata.labels = { app: 'web', extra: 'x' };
+      },
+      (p) => {
+        delete p.metadata.ownerReferences;
+      },
+      (p) => {
+        p.metadata.deletionTimestamp = '2024-01-01T00:00:00Z';
+      },
+      (p) => {
+        p.status = { phase: 'Running' };
+      },
+      (p) => {
+        p.status = { phase: 'Pending', conditions: [{ type: 'Ready', status: 'True' }] };
+      },
+    ];
+    for (const change of changes) assert.equal(podChangeMatters(base, edit(change)), true);
+    const ready = edit((p) => {
+      p.status = {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 'a' }],
+      };
+    });
+    const readyAgain = edit((p) => {
+      p.status = {
+        phase: 'Running',
+        conditions: [{ type: 'Ready', status: 'True', lastTransitionTime: 'b' }],
+      };
+    });
+    assert.equal(podChangeMatters(ready, readyAgain), true);
   });
 });

@@ -380,9 +380,10 @@ export class Expectations {
   }
 }
 
-/** Informer index names the workload controllers add (namespace; controller uid). */
+/** Informer index names the workload controllers add (namespace; controller uid; namespace of orphans). */
 export const BY_NAMESPACE = 'workloads:namespace';
 export const BY_CONTROLLER = 'workloads:controller-uid';
+export const BY_ORPHAN_NAMESPACE = 'workloads:orphan-namespace';
 
 export function addWorkloadIndexes(informer: Informer<KubeObject>): void {
   informer.addIndex(BY_NAMESPACE, (o) => [o.metadata.namespace ?? '']);
@@ -390,6 +391,62 @@ export function addWorkloadIndexes(informer: Informer<KubeObject>): void {
     const ref = controllerRef(o);
     return ref === undefined ? [] : [ref.uid];
   });
+  informer.addIndex(BY_ORPHAN_NAMESPACE, (o) =>
+    controllerRef(o) === undefined ? [o.metadata.namespace ?? ''] : [],
+  );
+}
+
+/**
+ * What an owner may claim: the objects it controls and the orphans of its namespace. Objects controlled
+ * by someone else are never claimed, so this is all `claimObjects` needs, without walking the namespace.
+ */
+export function claimCandidates<T extends KubeObject>(informer: Informer<T>, owner: KubeObject): T[] {
+  const owned = informer.byIndex(BY_CONTROLLER, owner.metadata.uid ?? '');
+  const orphans = informer.byIndex(BY_ORPHAN_NAMESPACE, owner.metadata.namespace ?? '');
+  return orphans.length === 0 ? owned : [...owned, ...orphans];
+}
+
+function sameStringMap(
+  a: Record<string, string> | undefined,
+  b: Record<string, string> | undefined,
+): boolean {
+  if (a === b) return true;
+  const ka = Object.keys(a ?? {});
+  if (ka.length !== Object.keys(b ?? {}).length) return false;
+  return ka.every((k) => a?.[k] === b?.[k]);
+}
+
+function sameOwners(
+  a: readonly OwnerReference[] | undefined,
+  b: readonly OwnerReference[] | undefined,
+): boolean {
+  if (a === b) return true;
+  if ((a?.length ?? 0) !== (b?.length ?? 0)) return false;
+  return (a ?? []).every((r, i) => {
+    const o = b?.[i];
+    return o !== undefined && r.uid === o.uid && r.controller === o.controller && r.name === o.name;
+  });
+}
+
+/**
+ * Whether a pod update can change what a ReplicaSet controller computes: labels, owners, deletion,
+ * phase, or the Ready condition (status and transition time, for availability). A binding
+ * (spec.nodeName) or other status churn does not, so it need not re-sync the owner. `withNode` also
+ * counts a change of node, for controllers that place pods per node (DaemonSets).
+ */
+export function podChangeMatters(old: Pod, pod: Pod, withNode = false): boolean {
+  if (old === pod) return false;
+  const a = old.metadata;
+  const b = pod.metadata;
+  if (a.deletionTimestamp !== b.deletionTimestamp) return true;
+  if (!sameStringMap(a.labels, b.labels)) return true;
+  if (!sameOwners(a.ownerReferences, b.ownerReferences)) return true;
+  if (old.status?.phase !== pod.status?.phase) return true;
+  const ra = readyCondition(old);
+  const rb = readyCondition(pod);
+  if (ra?.status !== rb?.status || ra?.lastTransitionTime !== rb?.lastTransitionTime) return true;
+  if (withNode && (old.spec?.nodeName ?? '') !== (pod.spec?.nodeName ?? '')) return true;
+  return false;
 }
 
 /** Create `count` things in batches of 1, 2, 4... stopping at the first batch with a failure. */

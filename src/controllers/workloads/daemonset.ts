@@ -20,11 +20,11 @@ import { objectReference, recordEvent } from '../events.ts';
 import {
   addWorkloadIndexes,
   BY_CONTROLLER,
-  BY_NAMESPACE,
   byCreationThenName,
   CONTROLLER_REVISION_HASH,
   type ControllerRevision,
   canonicalJson,
+  claimCandidates,
   controllerRef,
   type DaemonSet,
   Expectations,
@@ -38,6 +38,7 @@ import {
   newControllerRef,
   nextAvailabilityCheck,
   type Pod,
+  podChangeMatters,
   safeEncode,
   scaledValue,
   slowStartBatch,
@@ -254,6 +255,8 @@ export class DaemonSetController {
       enqueue(ds);
     });
     this.#pods.onUpdate((old, pod) => {
+      // Status churn that moves no count (readiness, phase, node, labels, owner, deletion) is ignored.
+      if (!podChangeMatters(old, pod, true)) return;
       const ds = this.#owner(pod) ?? this.#owner(old);
       if (ds === undefined) return;
       if (pod.metadata.deletionTimestamp !== undefined)
@@ -323,7 +326,7 @@ export class DaemonSetController {
   }
 
   async #nodeToDaemonPods(ds: DaemonSet): Promise<Map<string, Pod[]>> {
-    const candidates = this.#pods.byIndex(BY_NAMESPACE, ds.metadata.namespace ?? '');
+    const candidates = claimCandidates(this.#pods, ds);
     const claimed = await claimObjects(
       this.#cluster,
       ds,

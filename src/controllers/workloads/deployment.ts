@@ -22,6 +22,7 @@ import {
   BY_CONTROLLER,
   BY_NAMESPACE,
   byCreationThenName,
+  claimCandidates,
   controllerRef,
   type Deployment,
   getCondition,
@@ -293,7 +294,7 @@ export class DeploymentController {
   }
 
   async #claimReplicaSets(d: Deployment, selector: LabelSelector): Promise<ReplicaSet[]> {
-    const candidates = this.#sets.byIndex(BY_NAMESPACE, d.metadata.namespace ?? '');
+    const candidates = claimCandidates(this.#sets, d);
     const claimed = await claimObjects<ReplicaSet>(
       this.#cluster,
       d,

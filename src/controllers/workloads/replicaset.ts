@@ -14,6 +14,7 @@ import {
   addWorkloadIndexes,
   BY_CONTROLLER,
   BY_NAMESPACE,
+  claimCandidates,
   controllerRef,
   Expectations,
   errorMessage,
@@ -28,6 +29,7 @@ import {
   nextAvailabilityCheck,
   nowIso,
   type Pod,
+  podChangeMatters,
   type ReplicaSet,
   slowStartBatch,
   type WorkloadCondition,
@@ -107,6 +109,8 @@ export class ReplicaSetController {
   }
 
   #podUpdated(old: Pod, pod: Pod): void {
+    // A binding or status churn changes none of the set's counts: no need to walk its pods again.
+    if (!podChangeMatters(old, pod)) return;
     if (pod.metadata.deletionTimestamp !== undefined && old.metadata.deletionTimestamp === undefined) {
       this.#podDeleted(pod);
       return;
@@ -140,7 +144,7 @@ export class ReplicaSetController {
     }
     const needsSync = this.#expectations.satisfied(key);
     const selector = labelSelectorFromSpec(rs.spec?.selector);
-    const candidates = this.#pods.byIndex(BY_NAMESPACE, namespace ?? '').filter(isPodActive);
+    const candidates = claimCandidates(this.#pods, rs).filter(isPodActive);
     const pods = await claimObjects(
       this.#cluster,
       rs,
@@ -261,14 +265,14 @@ export function calculateStatus(
   failure: { reason: string; err: unknown } | undefined,
   now: number,
 ): NonNullable<ReplicaSet['status']> {
-  const templateLabels = rs.spec?.template?.metadata?.labels ?? {};
+  const templateLabels = Object.entries(rs.spec?.template?.metadata?.labels ?? {});
   const minReady = rs.spec?.minReadySeconds ?? 0;
   let fullyLabeled = 0;
   let ready = 0;
   let available = 0;
   for (const pod of pods) {
     const labels = labelsOf(pod);
-    if (Object.entries(templateLabels).every(([k, v]) => labels[k] === v)) fullyLabeled++;
+    if (templateLabels.every(([k, v]) => labels[k] === v)) fullyLabeled++;
     if (isPodReady(pod)) ready++;
     if (isPodAvailable(pod, minReady, now)) available++;
   }
