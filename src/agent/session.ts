@@ -47,6 +47,8 @@ export interface SessionOptions {
   /** Items per status batch (default 100) and status batches awaiting a status-ack at once (default 4). */
   readonly statusBatchItems?: number;
   readonly maxStatusBatchesInFlight?: number;
+  /** Local (source) address for the hub connection, e.g. `127.0.0.5` (kedge sim spreads nodes over several). */
+  readonly localAddress?: string;
 }
 
 export type SessionEvents = {
@@ -154,6 +156,7 @@ export class Session extends EventEmitter<SessionEvents> {
       maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: this.#o.welcomeTimeoutMs ?? 15_000,
       perMessageDeflate: false,
+      ...(this.#o.localAddress === undefined ? {} : { localAddress: this.#o.localAddress }),
     });
     this.#ws = ws;
     const { promise, resolve } = Promise.withResolvers<Outcome>();
@@ -313,8 +316,16 @@ export class Session extends EventEmitter<SessionEvents> {
           return;
         }
         case 'error':
+          // 'forbidden' refuses one status item, already acknowledged and dropped by the hub; the session
+          // goes on. Ignoring later frames here left a connection that heartbeats kept open but that
+          // applied and acked no batch again, so the node never got new objects.
+          if (m.code === 'forbidden') {
+            this.#log.warn({ code: m.code, message: m.message }, 'hub refused a status item');
+            return;
+          }
+          // Any other error ends the session: close it ourselves rather than wait for the hub to.
           this.#log.warn({ code: m.code, message: m.message }, 'hub reported an error');
-          endReason ??= `hub error ${m.code}: ${m.message}`;
+          end(`hub error ${m.code}: ${m.message}`);
           return;
       }
     });
