@@ -174,6 +174,45 @@ describe('Session', () => {
     assert.equal(r.outbox.depth(), 0);
   });
 
+  it('keeps the session after a forbidden refusal: later batches are still applied and acked', async () => {
+    // The hub acknowledges a status batch and then reports each item it refused (e.g. the status of a pod
+    // that was deleted and recreated on another node) as error 'forbidden', without closing. The agent
+    // used to ignore every later frame of that connection while its heartbeats kept it open: batches
+    // were never applied or acked, so the node stayed without new pods and ConfigMaps for good.
+    await using r = await rig();
+    r.outbox.enqueue({ kind: 'PodStatus', namespace: 'default', name: 'p', uid: 'u1', status: {} });
+    const conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    await welcome(conn);
+    const status = await expectType(conn, 'status');
+    conn.send({ type: 'status-ack', seq: status.seq });
+    conn.send({
+      type: 'error',
+      code: 'forbidden',
+      message: 'Node n1 cannot write the status of pod default/p, which is not bound to it',
+    });
+    conn.send({ type: 'batch', seq: 1, revision: 3, items: [pod('q', 3)] });
+    assert.deepEqual(await expectType(conn, 'ack'), { type: 'ack', seq: 1, revision: 3 });
+    assert.deepEqual(r.store.inventory(), [['core/pods/default/q', 3]]);
+    assert.equal(r.outbox.depth(), 0);
+    assert.equal(r.session.connected, true);
+    assert.equal(r.hub.connections.length, 0, 'no reconnect');
+  });
+
+  it('closes the connection itself after a fatal hub error, even when the hub keeps it open', async () => {
+    await using r = await rig();
+    const conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    await welcome(conn);
+    await once(r.session, 'connected');
+    conn.send({ type: 'error', code: 'replaced', message: 'A newer session of this node replaced this one' });
+    const [reason] = (await once(r.session, 'disconnected')) as [string];
+    assert.match(reason, /replaced/);
+    await conn.closed;
+    const conn2 = await r.hub.connections.next();
+    await expectType(conn2, 'hello');
+  });
+
   it('keeps retrying while the hub is down and connects when it comes back', async () => {
     const placeholder = await startFakeHub(pki);
     const port = placeholder.port;
