@@ -8,6 +8,7 @@ import { caHash } from '../lib/pki.ts';
 import { TokenStore } from '../lib/tokens.ts';
 import { runAgentCommand } from './agent.ts';
 import { startServer } from './server.ts';
+import { runSimCommand } from './sim.ts';
 import { runUpCommand } from './up.ts';
 
 const USAGE = `Usage: kedge <command> [options]
@@ -17,6 +18,8 @@ Commands:
   token create [--ttl DURATION] [--data-dir DIR] print a new join token (e.g. --ttl 24h)
   agent --server URL [--token T] [--node-name N] [--data-dir DIR] [--node-labels k=v,...]
         [--runtime fake] [--local-api 127.0.0.1:10550|off]    join and run an edge node
+  sim --server URL --token T --nodes N [--name-prefix sim-] [--data-dir DIR] [--concurrency 32]
+      [--source-addresses 127.0.0.1-127.0.0.8] [--store memory|file]   N simulated edge nodes (fake runtime)
   up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server, a local agent and a demo workload
   version                                        print the version
 `;
@@ -32,6 +35,8 @@ async function main(argv: string[]): Promise<number> {
       return tokenCommand(rest);
     case 'agent':
       return runAgentCommand(rest);
+    case 'sim':
+      return runSimCommand(rest);
     case 'version':
     case '--version':
       console.log('kedge 0.1.0 (Kubernetes API v1.32)');
