@@ -241,6 +241,12 @@ export class DaemonSetController {
     const enqueueAll = (): void => {
       for (const ds of this.#sets.list()) enqueue(ds);
     };
+    // At once when the set may act; while it waits for its own creates/deletes, one batched sync.
+    const enqueueForPod = (ds: KubeObject): void => {
+      const key = objectKeyOf(ds);
+      if (this.#expectations.satisfied(key)) this.#loop.queue.add(key);
+      else this.#loop.addBatched(key);
+    };
     this.#sets.onAdd(enqueue);
     this.#sets.onUpdate((_, ds) => enqueue(ds));
     this.#sets.onDelete((ds) => {
@@ -252,22 +258,23 @@ export class DaemonSetController {
       if (ds === undefined) return;
       if (pod.metadata.deletionTimestamp === undefined) this.#expectations.creationObserved(objectKeyOf(ds));
       else this.#expectations.deletionObserved(objectKeyOf(ds), objectKeyOf(pod));
-      enqueue(ds);
+      enqueueForPod(ds);
     });
     this.#pods.onUpdate((old, pod) => {
       // Status churn that moves no count (readiness, phase, node, labels, owner, deletion) is ignored.
       if (!podChangeMatters(old, pod, true)) return;
       const ds = this.#owner(pod) ?? this.#owner(old);
       if (ds === undefined) return;
-      if (pod.metadata.deletionTimestamp !== undefined)
+      if (pod.metadata.deletionTimestamp !== undefined) {
         this.#expectations.deletionObserved(objectKeyOf(ds), objectKeyOf(pod));
-      enqueue(ds);
+        enqueueForPod(ds);
+      } else this.#loop.addBatched(objectKeyOf(ds));
     });
     this.#pods.onDelete((pod) => {
       const ds = this.#owner(pod);
       if (ds === undefined) return;
       this.#expectations.deletionObserved(objectKeyOf(ds), objectKeyOf(pod));
-      enqueue(ds);
+      enqueueForPod(ds);
     });
     this.#nodes.onAdd(enqueueAll);
     this.#nodes.onUpdate((old, node) => {

@@ -104,7 +104,7 @@ export class ReplicaSetController {
     const rs = this.#owner(pod);
     if (rs !== undefined) {
       this.#expectations.creationObserved(objectKeyOf(rs));
-      this.#loop.queue.add(objectKeyOf(rs));
+      this.#enqueueForPod(objectKeyOf(rs));
     } else if (controllerRef(pod) === undefined) this.#enqueueMatching(pod);
   }
 
@@ -122,7 +122,7 @@ export class ReplicaSetController {
       if (prev !== undefined) this.#loop.queue.add(objectKeyOf(prev));
     }
     const rs = this.#owner(pod);
-    if (rs !== undefined) this.#loop.queue.add(objectKeyOf(rs));
+    if (rs !== undefined) this.#loop.addBatched(objectKeyOf(rs));
     else if (ref === undefined) this.#enqueueMatching(pod);
   }
 
@@ -131,7 +131,16 @@ export class ReplicaSetController {
     if (rs === undefined) return;
     const key = objectKeyOf(rs);
     this.#expectations.deletionObserved(key, objectKeyOf(pod));
-    this.#loop.queue.add(key);
+    this.#enqueueForPod(key);
+  }
+
+  /**
+   * Sync at once when the set may act (its expectations are met, maybe by this very event); while it
+   * still waits for its own creates or deletes to show up, gather the events into one batched sync.
+   */
+  #enqueueForPod(key: string): void {
+    if (this.#expectations.satisfied(key)) this.#loop.queue.add(key);
+    else this.#loop.addBatched(key);
   }
 
   /** Reconcile one ReplicaSet by `namespace/name`. */
