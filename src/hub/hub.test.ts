@@ -1,12 +1,17 @@
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import { pino } from 'pino';
 import { Registry } from 'prom-client';
 import WebSocket from 'ws';
+import { LocalStore } from '../agent/local-store.ts';
+import { Outbox } from '../agent/outbox.ts';
+import { Session as AgentSession } from '../agent/session.ts';
 import type { KubeObject } from '../api/meta.ts';
 import { certificateAuthenticator } from '../apiserver/auth.ts';
 import { LocalCluster } from '../apiserver/local-cluster.ts';
@@ -597,6 +602,79 @@ describe('hub', () => {
       await assert.rejects(cluster.get(Resources.pods, 'default', 'st-a'), /not found/);
       await cluster.delete(Resources.pods, 'default', 'st-b', { gracePeriodSeconds: 0 });
       await c.close();
+    });
+
+    it('a real agent keeps syncing after the hub refuses a status item of a pod now bound elsewhere', {
+      timeout: 30_000,
+    }, async () => {
+      // The edge-faults flake: a pod of node-f is deleted and recreated with the same name on node-g while
+      // node-f still reports on the old one; the hub acks and refuses that item ('forbidden') and keeps the
+      // session. Later objects for node-f must still reach the agent's store over the same session.
+      // Fresh nodes: the hub remembers the last status seq of each node, and this agent's outbox starts at 1.
+      for (const name of ['node-f', 'node-g']) creds.set(name, await joinNode(name));
+      const old = await cluster.create(Resources.pods, 'default', pod('moved', 'node-f'));
+      await cluster.delete(Resources.pods, 'default', 'moved', { gracePeriodSeconds: 0 });
+      const moved = await cluster.create(Resources.pods, 'default', pod('moved', 'node-g'));
+      await seen(moved);
+      const localStore = new LocalStore(join(dir, 'agent-forbidden.db'));
+      const outbox = new Outbox(localStore);
+      const agentLogs: Array<Record<string, unknown>> = [];
+      const agentLogger = pino(
+        { level: 'warn' },
+        { write: (line: string) => agentLogs.push(JSON.parse(line)) },
+      );
+      const agent = new AgentSession({
+        server: base,
+        nodeName: 'node-f',
+        store: localStore,
+        outbox,
+        credentials: () => ({ caPem: ca.certPem, ...creds.get('node-f')! }),
+        logger: agentLogger,
+      });
+      const disconnects: string[] = [];
+      agent.on('disconnected', (reason) => disconnects.push(reason));
+      try {
+        agent.start();
+        await once(agent, 'connected');
+        const seq = outbox.enqueue({
+          kind: 'PodStatus',
+          namespace: 'default',
+          name: 'moved',
+          uid: old.metadata.uid ?? '',
+          status: { phase: 'Running' },
+        });
+        while (outbox.depth() > 0) await once(agent, 'status-ack');
+        assert.ok(seq > 0);
+        // Whatever the hub sent before is applied; what comes after the refusal must be too.
+        await cluster.create(Resources.configmaps, 'default', cm('after-refusal'));
+        const fresh = await cluster.create(
+          Resources.pods,
+          'default',
+          pod('after-refusal', 'node-f', {
+            containers: [
+              { name: 'c', image: 'busybox', envFrom: [{ configMapRef: { name: 'after-refusal' } }] },
+            ],
+          }),
+        );
+        const want = ['core/pods/default/after-refusal', 'core/configmaps/default/after-refusal'];
+        const has = (): boolean => {
+          const inv = new Map(localStore.inventory());
+          return inv.get('core/pods/default/after-refusal') === rv(fresh) && want.every((k) => inv.has(k));
+        };
+        while (!has()) await once(agent, 'batch');
+        assert.ok(
+          agentLogs.some((e) => e['code'] === 'forbidden'),
+          'the hub refused the status item',
+        );
+        assert.deepEqual(disconnects, [], 'the refusal did not end the session');
+        const bPod = await cluster.get(Resources.pods, 'default', 'moved');
+        assert.equal(bPod.metadata.resourceVersion, moved.metadata.resourceVersion, "node-g's pod untouched");
+      } finally {
+        await agent.stop();
+        localStore.close();
+        await cluster.delete(Resources.pods, 'default', 'moved', { gracePeriodSeconds: 0 });
+        await cluster.delete(Resources.pods, 'default', 'after-refusal', { gracePeriodSeconds: 0 });
+      }
     });
 
     it('heartbeats renew the Lease on the node behalf', async () => {
