@@ -4,11 +4,12 @@
  * (token as bearer). Later starts use the stored certificate (mTLS only, no token). A certificate with
  * less than 30% of its lifetime left is renewed with the current certificate.
  */
-import { createHash, randomBytes, X509Certificate } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { createHash, X509Certificate } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
 import { request } from 'node:https';
 import { join } from 'node:path';
 import { KedgeError } from '../lib/errors.ts';
+import { readIfExists, writeFileAtomic } from '../lib/files.ts';
 import type { Logger } from '../lib/log.ts';
 import { certInfo, createCsr, isIssuedBy, keyMatchesCertificate } from '../lib/pki.ts';
 import { parseJoinToken } from '../lib/tokens.ts';
@@ -120,40 +121,12 @@ function parseJoinAnswer(answer: HttpAnswer, what: string): { certPem: string; c
   return { certPem: p.certPem, caPem: p.caPem };
 }
 
-/** Writes a file atomically (temp, fsync, rename) with `mode`. */
-async function writeAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await chmod(tmp, mode);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
-}
-
 async function store(dataDir: string, tls: NodeTls): Promise<void> {
   await mkdir(dataDir, { recursive: true, mode: 0o700 });
-  await writeAtomic(join(dataDir, AGENT_FILES.caCert), tls.caPem, 0o644);
-  await writeAtomic(join(dataDir, AGENT_FILES.nodeKey), tls.keyPem, 0o600);
+  await writeFileAtomic(join(dataDir, AGENT_FILES.caCert), tls.caPem, 0o644);
+  await writeFileAtomic(join(dataDir, AGENT_FILES.nodeKey), tls.keyPem, 0o600);
   // The certificate last: its presence means the set is complete.
-  await writeAtomic(join(dataDir, AGENT_FILES.nodeCert), tls.certPem, 0o644);
+  await writeFileAtomic(join(dataDir, AGENT_FILES.nodeCert), tls.certPem, 0o644);
 }
 
 /** The stored credentials, or undefined when the node has not joined (no node.crt). */

@@ -1,9 +1,8 @@
-/** Kubeconfig files: write one kubectl accepts, read and validate one (ours or any cluster's). */
-import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import { KedgeError } from './errors.ts';
+import { writeFileAtomic } from './files.ts';
 
 export interface WriteKubeconfigOptions {
   /** https://HOST:PORT */
@@ -136,21 +135,7 @@ export function renderKubeconfig(options: WriteKubeconfigOptions): string {
 export async function writeKubeconfig(path: string, options: WriteKubeconfigOptions): Promise<void> {
   const text = renderKubeconfig(options);
   await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.tmp-${process.pid}-${randomBytes(4).toString('hex')}`;
-  const handle = await open(tmp, 'wx', 0o600);
-  try {
-    await handle.writeFile(text);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await chmod(tmp, 0o600);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
+  await writeFileAtomic(path, text, 0o600);
 }
 
 type Obj = Record<string, unknown>;

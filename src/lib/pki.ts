@@ -7,13 +7,14 @@ import {
   X509Certificate as NodeX509Certificate,
   type webcrypto,
 } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, mkdir, stat } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
 import type * as X509 from '@peculiar/x509';
 import { KedgeError } from './errors.ts';
+import { readIfExists, writeFileAtomic } from './files.ts';
 
 // @peculiar/x509 registers its algorithms through tsyringe, which refuses to load without a Reflect
 // metadata API. It only ever stores and reads injection tokens there, so a tiny WeakMap-backed
@@ -508,34 +509,6 @@ export function isIssuedBy(certPem: string, caCertPem: string): boolean {
 /** True when the private key belongs to the certificate. */
 export function keyMatchesCertificate(certPem: string, keyPem: string): boolean {
   return parseNodeCertificate(certPem, 'certificate').checkPrivateKey(parsePrivateKey(keyPem, 'private key'));
-}
-
-/** Writes a file atomically (temp file, fsync, rename) with the given mode. */
-async function writeFileAtomic(path: string, data: string, mode: number): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${randomSerial().slice(0, 8)}`;
-  const handle = await open(tmp, 'wx', mode);
-  try {
-    await handle.writeFile(data);
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
-  try {
-    await chmod(tmp, mode);
-    await rename(tmp, path);
-  } catch (err) {
-    await rm(tmp, { force: true });
-    throw err;
-  }
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
-  }
 }
 
 /** The server's credentials in its data dir. */
