@@ -11,7 +11,8 @@
  *   agent → status {seq, items}                   (from the durable outbox, in order)
  *   hub   → status-ack {seq}                      (every status up to seq is written to the API)
  *   agent → heartbeat {}                          (tiny; the hub renews the node's Lease)
- *   either → error {code, message}                (then close)
+ *   either → error {code, message}                (then close; except `forbidden`: an item was refused,
+ *                                                  the session goes on)
  */
 
 export const PROTOCOL_VERSION = 1;
