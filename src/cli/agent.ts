@@ -75,21 +75,24 @@ function parseLabels(text: string, errors: string[]): Record<string, string> {
   return labels;
 }
 
-/** Checks every option once and reports all problems together. */
-export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): ResolvedAgentOptions {
-  const env = process.env;
-  const errors: string[] = [];
-  const server = options.server ?? env['KEDGE_SERVER'] ?? '';
+/** `--server` (an https URL) and `--token` (a join token), from flags or KEDGE_SERVER/KEDGE_TOKEN. */
+export function checkServerAndToken(
+  options: { readonly server?: string; readonly token?: string },
+  errors: string[],
+): { server: string; serverHost: string; token: string | undefined } {
+  const server = options.server ?? process.env['KEDGE_SERVER'] ?? '';
+  let serverHost = '';
   if (server === '') errors.push('--server https://HOST:PORT is required');
   else {
     try {
       const u = new URL(server);
+      serverHost = u.hostname;
       if (u.protocol !== 'https:') errors.push(`--server ${JSON.stringify(server)} must start with https://`);
     } catch {
       errors.push(`--server ${JSON.stringify(server)} is not a URL`);
     }
   }
-  const token = options.token ?? env['KEDGE_TOKEN'];
+  const token = options.token ?? process.env['KEDGE_TOKEN'];
   if (token !== undefined) {
     try {
       parseJoinToken(token);
@@ -97,6 +100,14 @@ export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): Reso
       errors.push(`--token: ${(err as Error).message}`);
     }
   }
+  return { server, serverHost, token };
+}
+
+/** Checks every option once and reports all problems together. */
+export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): ResolvedAgentOptions {
+  const env = process.env;
+  const errors: string[] = [];
+  const { server, token } = checkServerAndToken(options, errors);
   const nodeName = options.nodeName ?? env['KEDGE_NODE_NAME'] ?? hostname().toLowerCase();
   const nameErr = nodeNameError(nodeName);
   if (nameErr !== undefined) errors.push(`--node-name: ${nameErr}`);

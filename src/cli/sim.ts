@@ -21,7 +21,7 @@ import { PodManager } from '../agent/pods.ts';
 import { Session } from '../agent/session.ts';
 import { KedgeError } from '../lib/errors.ts';
 import { createRootLogger, type Logger, silentLogger } from '../lib/log.ts';
-import { parseJoinToken } from '../lib/tokens.ts';
+import { checkServerAndToken } from './agent.ts';
 
 export const SIM_VERSION = 'kedge-sim/0.1.0';
 /** At most this many source addresses from one range (a /16). */
@@ -122,28 +122,9 @@ function positiveInt(
 
 /** Checks every option once and reports all problems together (KEDGE_CONFIG_INVALID). */
 export function resolveSimOptions(options: Omit<SimOptions, 'logger'>): ResolvedSimOptions {
-  const env = process.env;
+  const _env = process.env;
   const errors: string[] = [];
-  const server = options.server ?? env['KEDGE_SERVER'] ?? '';
-  let serverHost = '';
-  if (server === '') errors.push('--server https://HOST:PORT is required');
-  else {
-    try {
-      const u = new URL(server);
-      serverHost = u.hostname;
-      if (u.protocol !== 'https:') errors.push(`--server ${JSON.stringify(server)} must start with https://`);
-    } catch {
-      errors.push(`--server ${JSON.stringify(server)} is not a URL`);
-    }
-  }
-  const token = options.token ?? env['KEDGE_TOKEN'];
-  if (token !== undefined) {
-    try {
-      parseJoinToken(token);
-    } catch (err) {
-      errors.push(`--token: ${(err as Error).message}`);
-    }
-  }
+  const { server, serverHost, token } = checkServerAndToken(options, errors);
   if (options.nodes === undefined) errors.push('--nodes N is required');
   const nodes = positiveInt(options.nodes, '--nodes', 1, MAX_NODES, errors);
   const concurrency = positiveInt(options.concurrency, '--concurrency', 32, 10_000, errors);
