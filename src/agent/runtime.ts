@@ -63,3 +63,58 @@ export interface PodRuntime {
   list(): Promise<RuntimePod[]>;
   close(): Promise<void>;
 }
+
+/** What `kubectl logs` asks for (the query of GET pods/NAME/log). */
+export interface LogOptions {
+  readonly container: string;
+  readonly follow: boolean;
+  readonly previous: boolean;
+  readonly timestamps: boolean;
+  /** Only the last N lines. */
+  readonly tailLines?: number;
+  /** Only lines written at or after this time (from sinceSeconds or sinceTime). */
+  readonly since?: Date;
+  /** Stop after this many bytes. */
+  readonly limitBytes?: number;
+}
+
+/** What `kubectl exec` asks for (the query of pods/NAME/exec). */
+export interface ExecOptions {
+  readonly container: string;
+  readonly command: readonly string[];
+  readonly stdin: boolean;
+  readonly stdout: boolean;
+  readonly stderr: boolean;
+  readonly tty: boolean;
+}
+
+/** The streams of one exec session; absent ones were not asked for. stdout carries the merged output with a tty. */
+export interface ExecIO {
+  readonly stdin?: NodeJS.ReadableStream;
+  readonly stdout?: NodeJS.WritableStream;
+  readonly stderr?: NodeJS.WritableStream;
+  /** Terminal size changes (tty only). */
+  readonly resize?: AsyncIterable<{ readonly width: number; readonly height: number }>;
+}
+
+/**
+ * The streaming half of a runtime, carried from kubectl over the hub's tunnel to the node: logs and exec
+ * (`kubectl cp` is exec of tar). A runtime that runs nothing (fake) does not implement it, and the API
+ * answers such requests with a clear error instead.
+ */
+export interface StreamingRuntime {
+  /** Writes the container's log to `out` (following until `signal` aborts when asked to). */
+  logs(pod: PodRef, options: LogOptions, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void>;
+  /** Runs a command in the container; resolves with its exit code once it ends. */
+  exec(
+    pod: PodRef,
+    options: ExecOptions,
+    io: ExecIO,
+    signal: AbortSignal,
+  ): Promise<{ readonly exitCode: number }>;
+}
+
+export function isStreamingRuntime(runtime: PodRuntime): runtime is PodRuntime & StreamingRuntime {
+  const r = runtime as Partial<StreamingRuntime>;
+  return typeof r.logs === 'function' && typeof r.exec === 'function';
+}
