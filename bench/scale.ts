@@ -172,6 +172,27 @@ async function readyNodeCount(api: RemoteCluster): Promise<number> {
   return count;
 }
 
+/** Counts the density pods by what is missing: unscheduled, scheduled but not Running, Running. */
+async function podCensus(api: RemoteCluster): Promise<string> {
+  const counts = new Map<string, number>();
+  let cont: string | undefined;
+  do {
+    const page = await api.list(Resources.pods, {
+      namespace: NS,
+      labelSelector: 'bench=density',
+      limit: 5000,
+      ...(cont === undefined ? {} : { continue: cont }),
+    });
+    for (const p of page.items) {
+      const spec = (p['spec'] ?? {}) as { nodeName?: string };
+      const key = spec.nodeName === undefined ? 'unscheduled' : String(phaseOf(p) ?? 'no phase');
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+    }
+    cont = page.metadata?.continue || undefined;
+  } while (cont !== undefined);
+  return [...counts].map(([k, v]) => `${k} ${v}`).join(', ');
+}
+
 interface SimProcess {
   readonly child: ChildProcess;
   readonly readyMs: number;
@@ -310,10 +331,14 @@ try {
       createLatency.push(performance.now() - start);
     });
     const createSeconds = (performance.now() - t0) / 1000;
-    await Promise.race([
-      watching,
-      until(`${total} Running pods`, 900_000, async () => running.size >= total, 500),
-    ]);
+    try {
+      await until(`${total} Running pods`, 900_000, async () => running.size >= total, 500);
+    } catch (err) {
+      note(
+        `${running.size} of ${total} pods seen Running on the watch; the API says: ${await podCensus(api)}`,
+      );
+      throw err;
+    }
     const allSeconds = (performance.now() - t0) / 1000;
     abort.abort();
     await watching;

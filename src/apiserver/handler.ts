@@ -1,5 +1,4 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { parse as parseYaml } from 'yaml';
 import { isPlainObject, type KubeObject, type Status } from '../api/meta.ts';
 import { buildTable, type CustomPrinterColumn } from '../api/printers.ts';
 import { apiVersionOf, type ResourceType } from '../api/resource.ts';
@@ -18,7 +17,6 @@ import { ApiError, apiErrors, toApiError } from './errors.ts';
 import { listObjects, makeFilter } from './list.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, patchMetaFor } from './patch/index.ts';
-import { decodeProtobufObject, isProtobufContentType } from './protobuf/decode.ts';
 import type { DeleteOptions, ObjectStorage, WriteOptions } from './storage.ts';
 import { type ApiWatchEvent, bookmark, type WatchProgress, watchObjects } from './watch.ts';
 
@@ -160,18 +158,23 @@ function parseJsonBody(buf: Buffer): unknown {
   }
 }
 
-/** Decode an object body of any accepted media type into a JSON value. */
-function decodeObjectBody(buf: Buffer, contentType: string | undefined): unknown {
+/**
+ * Decode an object body of any accepted media type into a JSON value. The YAML and protobuf decoders are
+ * loaded on first use: most clients send JSON, and the agent's read-only local API never decodes a body.
+ */
+async function decodeObjectBody(buf: Buffer, contentType: string | undefined): Promise<unknown> {
   const type = mediaType(contentType);
   if (type === '' || type === JSON_TYPE) return parseJsonBody(buf);
   if (type === 'application/yaml') {
+    const { parse } = await import('yaml');
     try {
-      return parseYaml(buf.toString('utf8'));
+      return parse(buf.toString('utf8'));
     } catch (err) {
       throw apiErrors.badRequest(`the request body is not valid YAML: ${(err as Error).message}`);
     }
   }
-  if (isProtobufContentType(contentType)) return decodeProtobufObject(buf);
+  if (type === 'application/vnd.kubernetes.protobuf')
+    return (await import('./protobuf/decode.ts')).decodeProtobufObject(buf);
   throw apiErrors.unsupportedMediaType(type, BODY_TYPES);
 }
 
@@ -453,7 +456,7 @@ export class ApiHandler {
     };
     if (rt.virtual) {
       if (verb !== 'create') throw apiErrors.methodNotAllowed(`${verb} is not supported on ${rt.plural}`);
-      const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+      const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
       reply(201, await this.#virtualCreate(rt, body, user));
       return;
     }
@@ -510,13 +513,13 @@ export class ApiHandler {
       case 'create': {
         if (name !== undefined)
           throw apiErrors.methodNotAllowed('POST is not allowed on a named object; use PUT to update');
-        const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+        const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
         reply(201, await storage.create(rt, namespace, body, writeOptions(q, warnings)));
         return;
       }
       case 'update': {
         if (name === undefined) throw apiErrors.methodNotAllowed('PUT requires the name of the object');
-        const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+        const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
         reply(200, await storage.update(rt, namespace, name, body, undefined, writeOptions(q, warnings)));
         return;
       }
@@ -575,7 +578,7 @@ export class ApiHandler {
     if (subresource === 'status' && rt.subresources.status) {
       if (method === 'GET') return reply(200, await storage.get(rt, namespace, name));
       if (method === 'PUT') {
-        const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+        const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
         return reply(
           200,
           await storage.update(rt, namespace, name, body, 'status', writeOptions(q, warnings)),
@@ -588,6 +591,7 @@ export class ApiHandler {
       if (method === 'PUT' || method === 'PATCH') {
         const buf = await readBody(req, this.#maxBody);
         const contentType = req.headers['content-type'];
+        const putBody = method === 'PUT' ? await decodeObjectBody(buf, contentType) : undefined;
         const updated = await storage.guaranteedUpdate(
           rt,
           namespace,
@@ -596,7 +600,7 @@ export class ApiHandler {
             const scale = scaleOf(current);
             const next =
               method === 'PUT'
-                ? decodeObjectBody(buf, contentType)
+                ? putBody
                 : this.#applyPatch(contentType, scale, parseJsonBody(buf), 'autoscaling', 'Scale');
             const replicas =
               isPlainObject(next) && isPlainObject(next['spec']) ? next['spec']['replicas'] : undefined;
@@ -627,7 +631,7 @@ export class ApiHandler {
         return send(res, 200, scaleOf(updated));
       }
     } else if (subresource === 'binding' && rt.subresources.binding && method === 'POST') {
-      const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+      const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
       await storage.bind(rt, namespace, name, body, writeOptions(q, warnings));
       return send(res, 201, {
         kind: 'Status',
@@ -637,7 +641,7 @@ export class ApiHandler {
         code: 201,
       } satisfies Status);
     } else if (subresource === 'finalize' && rt.group === '' && rt.kind === 'Namespace' && method === 'PUT') {
-      const body = decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
+      const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
       return reply(200, await storage.finalizeNamespace(rt, name, body, writeOptions(q, warnings)));
     }
     throw new ApiError(404, 'NotFound', 'the server could not find the requested resource');
@@ -729,7 +733,7 @@ export class ApiHandler {
     const buf = await readBody(req, this.#maxBody);
     let body: Record<string, unknown> = {};
     if (buf.length > 0) {
-      const decoded = decodeObjectBody(buf, req.headers['content-type'] ?? JSON_TYPE);
+      const decoded = await decodeObjectBody(buf, req.headers['content-type'] ?? JSON_TYPE);
       if (!isPlainObject(decoded)) throw apiErrors.badRequest('DeleteOptions must be an object');
       body = decoded;
     }

@@ -1,15 +1,6 @@
-import { readFileSync } from 'node:fs';
-import { join, resolve } from 'node:path';
-import { parseArgs } from 'node:util';
-import { parseDuration } from '../lib/duration.ts';
+// Each command's module is imported only when it runs: an agent must not pay (in memory and start time) for
+// the server's API layer, controllers and hub.
 import { isKedgeError } from '../lib/errors.ts';
-import { createRootLogger } from '../lib/log.ts';
-import { caHash } from '../lib/pki.ts';
-import { TokenStore } from '../lib/tokens.ts';
-import { runAgentCommand } from './agent.ts';
-import { startServer } from './server.ts';
-import { runSimCommand } from './sim.ts';
-import { runUpCommand } from './up.ts';
 
 const USAGE = `Usage: kedge <command> [options]
 
@@ -28,15 +19,15 @@ async function main(argv: string[]): Promise<number> {
   const [command, ...rest] = argv;
   switch (command) {
     case 'server':
-      return runServerCommand(rest);
+      return (await import('./server-command.ts')).runServerCommand(rest);
     case 'up':
-      return runUpCommand(rest);
+      return (await import('./up.ts')).runUpCommand(rest);
     case 'token':
-      return tokenCommand(rest);
+      return (await import('./server-command.ts')).tokenCommand(rest);
     case 'agent':
-      return runAgentCommand(rest);
+      return (await import('./agent.ts')).runAgentCommand(rest);
     case 'sim':
-      return runSimCommand(rest);
+      return (await import('./sim.ts')).runSimCommand(rest);
     case 'version':
     case '--version':
       console.log('kedge 0.1.0 (Kubernetes API v1.32)');
@@ -50,55 +41,6 @@ async function main(argv: string[]): Promise<number> {
     default:
       process.stderr.write(`kedge: unknown command ${JSON.stringify(command)}\n\n${USAGE}`);
       return 2;
-  }
-}
-
-async function runServerCommand(args: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: { 'data-dir': { type: 'string' }, listen: { type: 'string' } },
-    strict: true,
-  });
-  const logger = createRootLogger();
-  const server = await startServer({
-    logger,
-    ...(values['data-dir'] === undefined ? {} : { dataDir: values['data-dir'] }),
-    ...(values.listen === undefined ? {} : { listen: values.listen }),
-  });
-  const stop = Promise.withResolvers<void>();
-  process.once('SIGINT', () => stop.resolve());
-  process.once('SIGTERM', () => stop.resolve());
-  await stop.promise;
-  logger.info('shutting down');
-  await server.close();
-  logger.info('stopped');
-  return 0;
-}
-
-function tokenCommand(args: string[]): number {
-  const [sub, ...rest] = args;
-  if (sub !== 'create') {
-    process.stderr.write('Usage: kedge token create [--ttl DURATION] [--data-dir DIR]\n');
-    return 2;
-  }
-  const { values } = parseArgs({
-    args: rest,
-    options: { ttl: { type: 'string' }, 'data-dir': { type: 'string' }, description: { type: 'string' } },
-    strict: true,
-  });
-  const dataDir = resolve(values['data-dir'] ?? process.env['KEDGE_DATA_DIR'] ?? '.kedge/server');
-  const ca = readFileSync(join(dataDir, 'tls', 'ca.crt'), 'utf8');
-  const tokens = new TokenStore({ path: join(dataDir, 'tokens.db'), caHash: caHash(ca) });
-  try {
-    const ttl = values.ttl === undefined ? undefined : parseDuration(values.ttl, '--ttl');
-    const created = tokens.create({
-      ...(ttl === undefined ? {} : { ttlSeconds: Math.ceil(ttl / 1000) }),
-      ...(values.description === undefined ? {} : { description: values.description }),
-    });
-    console.log(created.token);
-    return 0;
-  } finally {
-    tokens.close();
   }
 }
 

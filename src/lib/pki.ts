@@ -44,10 +44,22 @@ function installReflectMetadata(): void {
     (reflect['getMetadata'] as (k: unknown, t: object) => unknown)(key, target) !== undefined;
 }
 
-installReflectMetadata();
-// Loaded with require so that the shim above is guaranteed to run first (static imports are hoisted).
-const x509 = createRequire(import.meta.url)('@peculiar/x509') as typeof X509;
-x509.cryptoProvider.set(globalThis.crypto);
+let loaded: typeof X509 | undefined;
+/**
+ * @peculiar/x509 is loaded on first use (through this proxy), not at import: it and its ASN.1 stack cost an
+ * agent ~5 MiB of memory it needs only to join or renew. Loaded with require so that the shim above runs
+ * first.
+ */
+const x509 = new Proxy({} as typeof X509, {
+  get(_target, property) {
+    if (loaded === undefined) {
+      installReflectMetadata();
+      loaded = createRequire(import.meta.url)('@peculiar/x509') as typeof X509;
+      loaded.cryptoProvider.set(globalThis.crypto);
+    }
+    return Reflect.get(loaded, property);
+  },
+});
 
 /** A certificate and its private key, both PEM. */
 export interface CertKeyPair {
@@ -480,17 +492,29 @@ export function caHash(caCertPem: string): string {
   return createHash('sha256').update(cert.raw).digest('hex');
 }
 
-/** Reads the facts kedge needs from a PEM certificate. */
+/** The values of one attribute in a distinguished name as node:crypto prints it ("CN=a\nO=b\nO=c"). */
+function dnField(dn: string, key: string): string[] {
+  return dn
+    .split('\n')
+    .filter((line) => line.startsWith(`${key}=`))
+    .map((line) => line.slice(key.length + 1));
+}
+
+/** Reads the facts kedge needs from a PEM certificate (node:crypto only: no ASN.1 library is loaded). */
 export function certInfo(certPem: string): CertInfo {
-  const { node, x } = parseCertificate(certPem, 'certificate');
-  const san = x.getExtension(x509.SubjectAlternativeNameExtension);
-  const names = san?.names.toJSON() ?? [];
+  const node = parseNodeCertificate(certPem, 'certificate');
+  const names = (node.subjectAltName ?? '').split(', ').filter((n) => n !== '');
+  const sans = (prefix: string): string[] =>
+    names.filter((n) => n.startsWith(prefix)).map((n) => n.slice(prefix.length));
   return {
-    commonName: x.subjectName.getField('CN')[0] ?? '',
-    organizations: x.subjectName.getField('O'),
-    issuerCommonName: x.issuerName.getField('CN')[0] ?? '',
-    dnsNames: names.filter((n) => n.type === 'dns').map((n) => n.value),
-    ipAddresses: names.filter((n) => n.type === 'ip').map((n) => n.value),
+    commonName: dnField(node.subject, 'CN')[0] ?? '',
+    organizations: dnField(node.subject, 'O'),
+    issuerCommonName: dnField(node.issuer, 'CN')[0] ?? '',
+    dnsNames: sans('DNS:'),
+    // node:crypto prints IPv6 addresses uncompressed and upper case; compress them as everyone else does.
+    ipAddresses: sans('IP Address:').map((ip) =>
+      ip.includes(':') ? new URL(`http://[${ip}]`).hostname.slice(1, -1) : ip,
+    ),
     serialNumber: node.serialNumber.toLowerCase(),
     notBefore: node.validFromDate,
     notAfter: node.validToDate,
