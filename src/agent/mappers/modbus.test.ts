@@ -307,7 +307,7 @@ describe('modbus mapper against a Modbus TCP server', () => {
     await refused('scaled', '700', /700 \(70000 after scale 0.01\) is outside 0..65535/);
     await refused('short', 'abc', /at most 2 bytes/);
     await refused('pump', 'maybe', /is not true or false/);
-    await refused('nothing', '1', /has no Modbus property nothing/);
+    await refused('nothing', '1', /has no Modbus register for property nothing/);
     assert.deepEqual(mem.holding, before);
     assert.equal(mem.coils[1], false);
   });
@@ -445,8 +445,15 @@ describe('modbus mapper configuration', () => {
         }),
       ],
     };
-    const { problems, config, points } = resolveModbusDevice(dev);
+    const { problems, config, points } = resolveModbusDevice({
+      ...dev,
+      properties: [...dev.properties, prop('twin-only', 'string', {})],
+    });
     assert.deepEqual(problems, []);
+    assert.deepEqual(
+      points.map((p) => p.property.name),
+      ['temp', 'alarm'],
+    );
     assert.equal(config.port, 1502);
     assert.equal(config.host, '172.17.0.3');
     assert.equal(points[1]!.offset, 3);

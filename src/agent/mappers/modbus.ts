@@ -207,6 +207,7 @@ export function resolveModbusDevice(device: MapperDevice): {
   const config = resolveModbusConfig(device.config, problems);
   const points: ModbusPoint[] = [];
   for (const p of device.properties) {
+    if (Object.keys(p.visitor).length === 0) continue; // a twin-only property: nothing to poll
     const point = resolveModbusPoint(p, problems);
     if (point !== undefined) points.push(point);
   }
@@ -581,7 +582,7 @@ class ModbusSession implements MapperSession {
     if (point === undefined)
       throw writeRefused(
         property,
-        `Device ${this.#device.namespace}/${this.#device.name} has no Modbus property ${property}`,
+        `Device ${this.#device.namespace}/${this.#device.name} has no Modbus register for property ${property}`,
         value,
       );
     const encoded = encodePoint(point, value);
