@@ -203,6 +203,44 @@ describe('Modbus TCP codec', () => {
     );
   });
 
+  it('answers any bytes off the wire with a result or a Modbus error, never a crash', () => {
+    const requests = fc.oneof(
+      fc.record({
+        fc: fc.constantFrom(1 as const, 2 as const, 3 as const, 4 as const),
+        address: fc.integer({ min: 0, max: 1000 }),
+        quantity: fc.integer({ min: 1, max: 125 }),
+      }),
+      fc.record({
+        fc: fc.constant(5 as const),
+        address: fc.integer({ min: 0, max: 65535 }),
+        value: fc.boolean(),
+      }),
+      fc.record({
+        fc: fc.constant(16 as const),
+        address: fc.integer({ min: 0, max: 1000 }),
+        values: fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 1, maxLength: 5 }),
+      }),
+    );
+    fc.assert(
+      fc.property(requests, fc.uint8Array({ maxLength: 260 }), (req, raw) => {
+        try {
+          decodeResponsePdu(req, Buffer.from(raw));
+        } catch (err) {
+          assert.ok(
+            isKedgeError(err, 'KEDGE_MODBUS_FRAME_INVALID') || isKedgeError(err, 'KEDGE_MODBUS_EXCEPTION'),
+            String(err),
+          );
+        }
+        try {
+          new AduReader().push(Buffer.from(raw));
+        } catch (err) {
+          assert.ok(isKedgeError(err, 'KEDGE_MODBUS_FRAME_INVALID'), String(err));
+        }
+      }),
+      { numRuns: 2000 },
+    );
+  });
+
   it('round-trips register and bit reads for any values', () => {
     fc.assert(
       fc.property(fc.array(fc.integer({ min: 0, max: 0xffff }), { minLength: 1, maxLength: 125 }), (regs) => {
