@@ -417,6 +417,10 @@ describe('modbus mapper against a Modbus TCP server', () => {
     cleanups.push(() => session.close());
     await sink.waitFor('offline', (s) => s.lastState === 'offline');
     assert.match(sink.errors[0]?.message ?? '', /cannot be reached/);
+    // Absence cannot be awaited: give it many collect cycles (40 ms) of failed polls.
+    await new Promise((resolve) => setTimeout(resolve, 400));
+    assert.equal(sink.errors.length, 1, 'the outage is reported once, not on every poll');
+    assert.deepEqual(sink.states, ['offline']);
   });
 });
 

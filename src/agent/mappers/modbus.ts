@@ -414,7 +414,7 @@ class ModbusSession implements MapperSession {
   readonly #batches: Batch[];
   /** Desired values not yet written because the device was unreachable; the latest per property wins. */
   readonly #pending = new Map<string, string>();
-  /** The last error reported per property (or '' for the device), so a lasting fault is reported once. */
+  /** The last error reported per property, so a lasting fault is reported once. */
   readonly #lastError = new Map<string, string>();
   #state: DeviceState = 'unknown';
   #closed = false;
@@ -524,8 +524,9 @@ class ModbusSession implements MapperSession {
 
   #failed(err: unknown, points: readonly ModbusPoint[]): void {
     if (isConnectivity(err)) {
+      // Once per outage: while reconnecting, every poll fails the same way.
+      if (this.#state !== 'offline') this.#sink.error((err as Error).message);
       this.#setState('offline');
-      this.#error('', (err as Error).message);
       return;
     }
     // The device answered (an exception or a malformed reply): it is there, this read is wrong.
@@ -536,12 +537,10 @@ class ModbusSession implements MapperSession {
   #error(property: string, message: string): void {
     if (this.#lastError.get(property) === message) return;
     this.#lastError.set(property, message);
-    if (property === '') this.#sink.error(message);
-    else this.#sink.error(message, property);
+    this.#sink.error(message, property);
   }
 
   #online(): void {
-    this.#lastError.delete('');
     this.#setState('online');
   }
 
