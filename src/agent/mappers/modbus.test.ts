@@ -35,15 +35,21 @@ function illegalAddress(addr: number): void {
   if (addr >= SIZE) throw Object.assign(new Error(`no address ${addr}`), { modbusErrorCode: 2 });
 }
 
+/** Reads `table[addr]`, answering exception 2 (illegal data address) past the end. */
+function at<T>(table: T[], addr: number): T {
+  illegalAddress(addr);
+  return table[addr]!;
+}
+
 /** Starts a Modbus TCP device on `port` (a free one if 0) over `mem`. */
 async function startDevice(mem: Memory, port = 0): Promise<{ port: number; close: () => Promise<void> }> {
   if (port === 0) port = await freePort();
   const server = new ServerTCP(
     {
-      getCoil: (addr: number) => (illegalAddress(addr), mem.coils[addr]!),
-      getDiscreteInput: (addr: number) => (illegalAddress(addr), mem.discrete[addr]!),
-      getHoldingRegister: (addr: number) => (illegalAddress(addr), mem.holding[addr]!),
-      getInputRegister: (addr: number) => (illegalAddress(addr), mem.input[addr]!),
+      getCoil: (addr: number) => at(mem.coils, addr),
+      getDiscreteInput: (addr: number) => at(mem.discrete, addr),
+      getHoldingRegister: (addr: number) => at(mem.holding, addr),
+      getInputRegister: (addr: number) => at(mem.input, addr),
       setCoil: (addr: number, value: boolean) => {
         illegalAddress(addr);
         mem.coils[addr] = value;
