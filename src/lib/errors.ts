@@ -28,6 +28,16 @@ export const ErrorCodes = {
   KEDGE_AGENT_CA_MISMATCH: 'The server CA does not match the hash in the join token',
   KEDGE_AGENT_RUNTIME: 'The pod runtime failed',
   KEDGE_WORKLOAD_INVALID: 'A workload spec holds a value its controller cannot use',
+  KEDGE_MAPPER_INVALID: 'A device config or property visitor cannot be used by its mapper',
+  KEDGE_MAPPER_UNKNOWN_PROTOCOL: 'No mapper is registered for a device protocol',
+  KEDGE_MAPPER_DUPLICATE: 'A mapper for this protocol is already registered',
+  KEDGE_MAPPER_WRITE_REFUSED: 'A desired value cannot be written to a device property',
+  KEDGE_MAPPER_DEVICE_OFFLINE: 'The device does not answer',
+  KEDGE_MODBUS_REQUEST_INVALID: 'A Modbus request has an address, quantity or value out of range',
+  KEDGE_MODBUS_FRAME_INVALID: 'A Modbus TCP frame is malformed or does not match its request',
+  KEDGE_MODBUS_EXCEPTION: 'A Modbus device answered with an exception response',
+  KEDGE_MODBUS_TIMEOUT: 'A Modbus device did not answer in time',
+  KEDGE_MODBUS_DISCONNECTED: 'The connection to a Modbus device failed or closed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
