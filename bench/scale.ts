@@ -289,6 +289,7 @@ try {
     const total = NODES * PODS_PER_NODE;
     const created = new Map<string, number>();
     const running = new Map<string, number>();
+    const scheduled = new Map<string, number>();
     const createLatency: number[] = [];
     const abort = new AbortController();
     const list = await api.list(Resources.pods, { namespace: NS, limit: 1 });
@@ -306,6 +307,8 @@ try {
             rv = e.object.metadata.resourceVersion ?? rv;
             if (e.type === 'BOOKMARK') continue;
             const name = e.object.metadata.name ?? '';
+            const nodeName = (e.object['spec'] as { nodeName?: string } | undefined)?.nodeName;
+            if (nodeName !== undefined && !scheduled.has(name)) scheduled.set(name, performance.now());
             if (phaseOf(e.object) === 'Running' && !running.has(name)) running.set(name, performance.now());
             if (running.size >= total) break;
           }
@@ -344,12 +347,20 @@ try {
     await watching;
     const startup = [...running].map(([name, at]) => at - (created.get(name) ?? at)).sort((a, b) => a - b);
     createLatency.sort((a, b) => a - b);
+    const toBound = [...scheduled].map(([name, at]) => at - (created.get(name) ?? at)).sort((a, b) => a - b);
+    const boundToRunning = [...running]
+      .map(([name, at]) => at - (scheduled.get(name) ?? at))
+      .sort((a, b) => a - b);
     record(`density: ${total} pods created (${CREATE_CONCURRENCY} in flight)`, createSeconds, 's');
     record('density: create rate', total / createSeconds, 'pods/s');
     record('density: all Running after the first create', allSeconds, 's');
     record('density: pod startup latency p50', percentile(startup, 50), 'ms');
     record('density: pod startup latency p90', percentile(startup, 90), 'ms');
     record('density: pod startup latency p99', percentile(startup, 99), 'ms');
+    record('density: create → bound seen, p50', percentile(toBound, 50), 'ms');
+    record('density: create → bound seen, p99', percentile(toBound, 99), 'ms');
+    record('density: bound → Running seen, p50', percentile(boundToRunning, 50), 'ms');
+    record('density: bound → Running seen, p99', percentile(boundToRunning, 99), 'ms');
     record('density: create call latency p50', percentile(createLatency, 50), 'ms');
     record('density: create call latency p99', percentile(createLatency, 99), 'ms');
     record(

@@ -6,19 +6,30 @@ export type { Authorizer, Decision, RequestAttributes, UserInfo } from '../api/a
 
 export type Authenticator = (req: IncomingMessage) => UserInfo | undefined | Promise<UserInfo | undefined>;
 
+/** Identity per TLS connection: a connection's peer certificate never changes, and reading it costs a copy. */
+const identities = new WeakMap<object, UserInfo | null>();
+
 /** The subject of a verified client certificate: CN is the user, O the groups (as Kubernetes does). */
 export const certificateAuthenticator: Authenticator = (req) => {
   const socket = req.socket as Partial<TLSSocket>;
   if (socket.authorized !== true || typeof socket.getPeerCertificate !== 'function') return undefined;
-  const cert = socket.getPeerCertificate();
-  if (cert === null || cert.subject === undefined) return undefined;
+  let user = identities.get(socket);
+  if (user === undefined) {
+    user = certificateUser(socket.getPeerCertificate());
+    identities.set(socket, user);
+  }
+  return user ?? undefined;
+};
+
+function certificateUser(cert: ReturnType<TLSSocket['getPeerCertificate']> | null): UserInfo | null {
+  if (cert === null || cert.subject === undefined) return null;
   const cn = cert.subject.CN;
   const name = Array.isArray(cn) ? cn[0] : cn;
-  if (typeof name !== 'string' || name === '') return undefined;
+  if (typeof name !== 'string' || name === '') return null;
   const o = cert.subject.O;
   const groups = o === undefined ? [] : Array.isArray(o) ? o : [o];
   return { name, groups: [...groups, 'system:authenticated'] };
-};
+}
 
 /** Bearer tokens checked by a lookup function (the token store). */
 export function bearerAuthenticator(
