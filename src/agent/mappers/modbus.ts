@@ -19,6 +19,7 @@ import {
   configString,
   formatNumber,
   parseDesired,
+  shortestFloat32,
   writeRefused,
 } from './values.ts';
 
@@ -275,7 +276,10 @@ export function decodePoint(point: ModbusPoint, data: readonly number[] | readon
     }
     case 'float':
     case 'double': {
-      if (buf.length === 4) return formatNumber(buf.readFloatBE(0) * point.scale, 7);
+      if (buf.length === 4) {
+        const f = shortestFloat32(buf.readFloatBE(0));
+        return point.scale === 1 ? String(f) : formatNumber(f * point.scale);
+      }
       const raw = buf.length === 2 ? Number(readInteger(buf, point.signed)) : buf.readDoubleBE(0);
       // Unscaled, the shortest exact form; scaled, 15 digits so 234 * 0.1 reads 23.4.
       return point.scale === 1 ? String(raw) : formatNumber(raw * point.scale);
@@ -445,15 +449,17 @@ class ModbusSession implements MapperSession {
 
   start(): void {
     for (const batch of this.#batches) this.#schedule(batch, 0);
-    void this.#flush();
+    this.#background(this.#flush());
   }
 
   #schedule(batch: Batch, delay: number): void {
     if (this.#closed) return;
     batch.timer = setTimeout(() => {
       const started = Date.now();
-      void this.#poll(batch).finally(() =>
-        this.#schedule(batch, Math.max(0, batch.cycleMs - (Date.now() - started))),
+      this.#background(
+        this.#poll(batch).finally(() =>
+          this.#schedule(batch, Math.max(0, batch.cycleMs - (Date.now() - started))),
+        ),
       );
     }, delay);
   }
@@ -505,8 +511,25 @@ class ModbusSession implements MapperSession {
 
   #report(p: ModbusPoint, data: boolean[] | number[], at: Date): void {
     if (this.#closed) return;
+    let value: string;
+    try {
+      value = decodePoint(p, data);
+    } catch (err) {
+      this.#error(
+        p.property.name,
+        `Cannot decode ${p.property.name} from ${JSON.stringify(data)}: ${(err as Error).message}`,
+      );
+      return;
+    }
     this.#lastError.delete(p.property.name);
-    this.#sink.reported(p.property.name, decodePoint(p, data), at);
+    this.#sink.reported(p.property.name, value, at);
+  }
+
+  /** Last resort for a background task (a poll, a read-back): report, never an unhandled rejection. */
+  #background(task: Promise<void>): void {
+    task.catch((err: unknown) => {
+      if (!this.#closed) this.#sink.error(`Modbus mapper task failed: ${(err as Error).message}`);
+    });
   }
 
   #read(kind: RegisterKind, address: number, quantity: number): Promise<boolean[] | number[]> {
@@ -549,7 +572,7 @@ class ModbusSession implements MapperSession {
     const was = this.#state;
     this.#state = state;
     this.#sink.state(state, new Date());
-    if (state === 'online' && was === 'offline') void this.#flush();
+    if (state === 'online' && was === 'offline') this.#background(this.#flush());
   }
 
   /** Writes desired values that could not be written while the device was unreachable. */
@@ -612,7 +635,7 @@ class ModbusSession implements MapperSession {
     if (this.#pending.get(property) === value) this.#pending.delete(property);
     this.#online();
     // Read it back at once so the reported value follows the write without waiting a cycle.
-    void this.#readPoint(point);
+    this.#background(this.#readPoint(point));
   }
 
   async close(): Promise<void> {

@@ -72,6 +72,16 @@ export function formatNumber(n: number, digits = 15): string {
   return String(Number(n.toPrecision(digits)));
 }
 
+/** The shortest decimal that reads back as the same 32-bit float (3.14, not 3.140000104904175). */
+export function shortestFloat32(f: number): number {
+  if (!Number.isFinite(f)) return f;
+  for (let digits = 6; digits < 9; digits++) {
+    const n = Number(f.toPrecision(digits));
+    if (Math.fround(n) === f) return n;
+  }
+  return Number(f.toPrecision(9));
+}
+
 /** Reads a number from configData (a number or a numeric string); pushes a problem and returns undefined otherwise. */
 export function configNumber(
   where: string,

@@ -139,6 +139,24 @@ describe('virtual mapper', () => {
     assert.equal(sink.states[3], 'offline');
   });
 
+  it('keeps running when its sink throws', async () => {
+    const sink = new RecordingSink();
+    let throws = 3;
+    const reported = sink.reported.bind(sink);
+    sink.reported = (property, value, at) => {
+      if (throws-- > 0) throw new Error('sink is broken');
+      reported(property, value, at);
+    };
+    const session = await virtualMapper.open(
+      device('t', [prop('n', 'int', { generator: 'counter' })], { seed: 1 }),
+      sink,
+    );
+    sessions.push(session);
+    await sink.waitFor('readings after the sink recovers', (s) => s.values('n').length >= 2);
+    assert.deepEqual(sink.values('n').slice(0, 2), ['3', '4']);
+    assert.match(sink.errors[0]?.message ?? '', /sink is broken/);
+  });
+
   it('reports every configuration problem at once', () => {
     const problems = virtualMapper.validate(
       device(

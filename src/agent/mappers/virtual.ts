@@ -269,15 +269,21 @@ class VirtualSession implements MapperSession {
     if (this.#closed) return;
     const timer = setTimeout(() => {
       this.#timers.delete(timer);
-      if (!this.#closed) fn();
+      if (this.#closed) return;
+      try {
+        fn();
+      } catch (err) {
+        // A throwing sink must not crash the agent from a timer.
+        this.#sink.error(`Virtual device task failed: ${(err as Error).message}`);
+      }
     }, ms);
     this.#timers.add(timer);
   }
 
   #every(ms: number, first: number, fn: () => void): void {
     this.#after(first, () => {
-      fn();
       this.#every(ms, ms, fn);
+      fn();
     });
   }
 
