@@ -28,6 +28,9 @@ export const ErrorCodes = {
   KEDGE_AGENT_CA_MISMATCH: 'The server CA does not match the hash in the join token',
   KEDGE_AGENT_RUNTIME: 'The pod runtime failed',
   KEDGE_WORKLOAD_INVALID: 'A workload spec holds a value its controller cannot use',
+  KEDGE_DEVICE_CRD: 'The device CRDs could not be installed or served',
+  KEDGE_MQTT_PAYLOAD_INVALID: 'A device twin MQTT payload is malformed',
+  KEDGE_MQTT_BROKER: 'The MQTT broker could not be started or reached',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
