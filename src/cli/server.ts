@@ -205,7 +205,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
  * Installs (or upgrades) the devices.kubeedge.io CRDs and waits until the API serves them, so the hub's
  * device informers and the first `kubectl apply` find them.
  */
-async function installDeviceCrds(cluster: LocalCluster, api: ApiServer, log: Logger): Promise<void> {
+export async function installDeviceCrds(cluster: LocalCluster, api: ApiServer, log: Logger): Promise<void> {
   for (const crd of [deviceModelCrd(), deviceCrd()]) {
     const obj = crd as unknown as KubeObject;
     try {
