@@ -13,6 +13,7 @@ import { FakeRuntime } from '../agent/fake-runtime.ts';
 import { CertificateKeeper, loadOrJoin, nodeNameError } from '../agent/join.ts';
 import { LocalApi } from '../agent/local-api.ts';
 import { LocalStore } from '../agent/local-store.ts';
+import { builtinMappers } from '../agent/mappers/index.ts';
 import type { Mapper } from '../agent/mappers/types.ts';
 import { type AgentMetrics, createAgentMetrics } from '../agent/metrics.ts';
 import { defaultHostIP, NodeStatusReporter } from '../agent/node-status.ts';
@@ -231,7 +232,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   const devices = new DeviceManager({
     twins,
-    mappers: options.mappers ?? new Map(),
+    mappers: options.mappers ?? builtinMappers(),
     logger: log.child({ component: 'devices' }),
   });
   twins.start();

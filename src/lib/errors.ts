@@ -31,6 +31,16 @@ export const ErrorCodes = {
   KEDGE_DEVICE_CRD: 'The device CRDs could not be installed or served',
   KEDGE_MQTT_PAYLOAD_INVALID: 'A device twin MQTT payload is malformed',
   KEDGE_MQTT_BROKER: 'The MQTT broker could not be started or reached',
+  KEDGE_MAPPER_INVALID: 'A device config or property visitor cannot be used by its mapper',
+  KEDGE_MAPPER_UNKNOWN_PROTOCOL: 'No mapper is registered for a device protocol',
+  KEDGE_MAPPER_DUPLICATE: 'A mapper for this protocol is already registered',
+  KEDGE_MAPPER_WRITE_REFUSED: 'A desired value cannot be written to a device property',
+  KEDGE_MAPPER_DEVICE_OFFLINE: 'The device does not answer',
+  KEDGE_MODBUS_REQUEST_INVALID: 'A Modbus request has an address, quantity or value out of range',
+  KEDGE_MODBUS_FRAME_INVALID: 'A Modbus TCP frame is malformed or does not match its request',
+  KEDGE_MODBUS_EXCEPTION: 'A Modbus device answered with an exception response',
+  KEDGE_MODBUS_TIMEOUT: 'A Modbus device did not answer in time',
+  KEDGE_MODBUS_DISCONNECTED: 'The connection to a Modbus device failed or closed',
 } as const;
 
 export type ErrorCode = keyof typeof ErrorCodes;
