@@ -530,6 +530,9 @@ export class Hub {
       dev.devices.onUpdate((o, d) =>
         live(() => {
           if (deviceNodeName(o) !== deviceNodeName(d)) sessionOfDevice(o)?.removeDevice(o, revisionOf(d));
+          // A status write (the node's own report) is not sent back down: the node's twin is newer. The
+          // node gets the current object with its next spec change or on reconnect (inventory diff).
+          else if (onlyStatusChanged(o, d)) return;
           sessionOfDevice(d)?.addDevice(d);
         }),
       );
@@ -997,6 +1000,16 @@ class Session {
       }
     });
   }
+}
+
+/** True when two versions of an object differ only in status (and the bookkeeping a write changes). */
+function onlyStatusChanged(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject): string => {
+    const { resourceVersion: _r, managedFields: _m, ...meta } = o.metadata;
+    const { status: _s, metadata: _meta, ...rest } = o;
+    return JSON.stringify([meta, rest]);
+  };
+  return strip(a) === strip(b);
 }
 
 /** Builds the hub; wire `handleUpgrade` to the HTTPS server's 'upgrade' event. */

@@ -28,7 +28,8 @@ export async function startEmbeddedBroker(options: {
   broker.on('clientError', (client, err) =>
     options.logger.debug({ client: client.id, err: err.message }, 'MQTT client error'),
   );
-  const server: Server = createServer(broker.handle);
+  // No Nagle: twin results and deltas are small messages that must not wait for a delayed ACK (40 ms).
+  const server: Server = createServer({ noDelay: true }, broker.handle);
   try {
     await new Promise<void>((ok, fail) => {
       server.once('error', fail);
@@ -93,6 +94,8 @@ export class TwinBus {
     client.on('message', (topic, payload) => this.#onMessage(topic, payload));
     client.on('error', (err) => this.#log.warn({ err: err.message }, 'MQTT client error'));
     client.on('connect', () => {
+      // mqtt.js leaves Nagle on: small results would wait for a delayed ACK (40 ms) before leaving.
+      (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
       client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
         if (err !== null && err !== undefined) this.#log.error({ err }, 'MQTT subscribe failed');
       });

@@ -114,6 +114,11 @@ export class TwinManager {
   readonly #publishers = new Set<Publish>();
   readonly #listeners = new Set<(e: TwinEvent) => void>();
   readonly #docs = new Map<string, TwinDoc>();
+  /** Parsed Device + model per device id, dropped when either changes in the local store. */
+  readonly #specs = new Map<
+    string,
+    { view: DeviceView; model: ModelProperty[]; byName: Map<string, ModelProperty> }
+  >();
   #off: (() => void) | undefined;
   #eventSeq = 0;
 
@@ -170,10 +175,23 @@ export class TwinManager {
 
   /** The Device and the properties of its model, as synced to this node. */
   device(namespace: string, name: string): { view: DeviceView; model: ModelProperty[] } | undefined {
+    return this.#spec(namespace, name);
+  }
+
+  #spec(
+    namespace: string,
+    name: string,
+  ): { view: DeviceView; model: ModelProperty[]; byName: Map<string, ModelProperty> } | undefined {
+    const id = idOf(namespace, name);
+    const cached = this.#specs.get(id);
+    if (cached !== undefined) return cached;
     const dev = this.#o.store.get(deviceKey(namespace, name))?.object;
     if (dev === undefined) return undefined;
     const view = parseDevice(dev);
-    return { view, model: parseModelProperties(this.#o.store.get(modelKey(namespace, view.model))?.object) };
+    const model = parseModelProperties(this.#o.store.get(modelKey(namespace, view.model))?.object);
+    const spec = { view, model, byName: new Map(model.map((p) => [p.name, p])) };
+    this.#specs.set(id, spec);
+    return spec;
   }
 
   // ---- inbound MQTT ----
@@ -323,18 +341,20 @@ export class TwinManager {
   }
 
   #modelOf(namespace: string, name: string): Map<string, ModelProperty> {
-    const d = this.device(namespace, name);
-    return new Map((d?.model ?? []).map((p) => [p.name, p]));
+    return this.#spec(namespace, name)?.byName ?? new Map();
   }
 
   #onChanges(changes: readonly LocalChange[]): void {
     for (const c of changes) {
       if (c.key.startsWith(DEVICES_PREFIX)) {
+        const o = c.type === 'put' ? c.object : c.prev;
+        this.#specs.delete(idOf(o.metadata.namespace ?? 'default', o.metadata.name ?? ''));
         if (c.type === 'put') this.#reconcile(c.object);
         else this.#remove(idOf(c.prev.metadata.namespace ?? 'default', c.prev.metadata.name ?? ''));
       } else if (c.key.startsWith(MODELS_PREFIX) && c.type === 'put') {
         // A model change may change property types: reconcile the devices that use it.
         const ns = c.object.metadata.namespace ?? 'default';
+        for (const id of [...this.#specs.keys()]) if (id.startsWith(`${ns}/`)) this.#specs.delete(id);
         for (const { object } of this.#o.store.list(`${DEVICES_PREFIX}${ns}/`)) {
           if (parseDevice(object).model === c.object.metadata.name) this.#reconcile(object);
         }
@@ -365,9 +385,11 @@ export class TwinManager {
       changed = true;
     }
     const desiredChanged: Array<[string, string]> = [];
+    const previous = new Map<string, StoredTwin | undefined>();
     let typeChanged = false;
     for (const p of view.properties) {
       const type = (model.get(p.name)?.type ?? p.desired?.metadata['type'] ?? 'string').toLowerCase();
+      const prior = doc.twin[p.name] === undefined ? undefined : structuredClone(doc.twin[p.name]);
       const t = doc.twin[p.name] ?? newTwin(type, false);
       doc.twin[p.name] = t;
       if (t.metadata.type !== type) {
@@ -376,6 +398,7 @@ export class TwinManager {
         typeChanged = true;
       }
       if (p.desired !== undefined && t.expected?.value !== p.desired.value) {
+        previous.set(p.name, prior);
         t.expected = { value: p.desired.value, metadata: { timestamp: this.#now() } };
         t.expected_version = {
           cloud: Math.max(revision, t.expected_version.cloud + 1),
@@ -396,7 +419,7 @@ export class TwinManager {
     if (isNew) this.#membershipChanged([doc], []);
     if (desiredChanged.length > 0) {
       this.#publishDelta(doc);
-      this.#publishDocument(doc, Object.fromEntries(desiredChanged.map(([k]) => [k, undefined])));
+      this.#publishDocument(doc, Object.fromEntries(desiredChanged.map(([k]) => [k, previous.get(k)])));
     }
     this.#emit({ type: 'updated', namespace: doc.namespace, name: doc.name });
     for (const [property, value] of desiredChanged)
@@ -454,7 +477,10 @@ export class TwinManager {
           `Property ${key} is ReadOnly in the device model; it takes no expected value`,
         );
     }
-    const before = structuredClone(doc.twin);
+    // Only the updated properties can change: the document compares just those.
+    const before: Record<string, StoredTwin | undefined> = {};
+    for (const key of Object.keys(update))
+      before[key] = doc.twin[key] === undefined ? undefined : structuredClone(doc.twin[key]);
     const out: Record<string, StoredTwin | null> = {};
     for (const [key, u] of Object.entries(update)) {
       if (u === null) {
@@ -575,7 +601,7 @@ export class TwinManager {
 
   #publishDocument(doc: TwinDoc, before: Record<string, StoredTwin | undefined>): void {
     const twin: Record<string, { last: StoredTwin | null; current: StoredTwin | null }> = {};
-    for (const k of new Set([...Object.keys(before), ...Object.keys(doc.twin)])) {
+    for (const k of Object.keys(before)) {
       const last = before[k] ?? null;
       const current = doc.twin[k] ?? null;
       if (JSON.stringify(last) !== JSON.stringify(current)) twin[k] = { last, current };
