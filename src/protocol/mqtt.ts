@@ -50,8 +50,14 @@ export function membershipTopic(node: string, action: 'get' | 'get/result' | 'up
   return `${NODE_PREFIX}${node}/membership/${action}`;
 }
 
-/** What the agent subscribes to. */
-export const SUBSCRIPTIONS = [`${DEVICE_PREFIX}#`, `${NODE_PREFIX}+/membership/get`] as const;
+/**
+ * What the agent subscribes to: exactly the inbound topics (both ID forms), so the results, deltas and
+ * documents it publishes are not delivered back to it.
+ */
+export const SUBSCRIPTIONS: readonly string[] = [
+  ...DeviceInTopics.flatMap((a) => [`${DEVICE_PREFIX}+/+/${a}`, `${DEVICE_PREFIX}+/${a}`]),
+  `${NODE_PREFIX}+/membership/get`,
+];
 
 export type ParsedTopic =
   | {

@@ -441,6 +441,7 @@ export class TwinManager {
     update: Readonly<Record<string, MsgTwin | null>>,
   ): Record<string, StoredTwin | null> {
     const doc = this.#doc(namespace, name);
+    if (Object.keys(update).length === 0) return {};
     const model = this.#modelOf(namespace, name);
     const now = this.#now();
     // Check everything first: a refused property refuses the whole update.
@@ -520,9 +521,8 @@ export class TwinManager {
 
   #setState(namespace: string, name: string, state: DeviceStateName): TwinDoc {
     const doc = this.#doc(namespace, name);
-    const wasOnline = doc.state === 'online';
-    if (doc.state === state && !(state === 'online' && !wasOnline)) {
-      // Unchanged: refresh lastOnline at most once a minute, not on every heartbeat of a device.
+    if (doc.state === state) {
+      // Unchanged: an online device refreshes lastOnline at most once a minute, not on every reading.
       const last = doc.lastOnline === undefined ? 0 : Date.parse(doc.lastOnline);
       if (state !== 'online' || this.#now() - last < 60_000) return doc;
     }
