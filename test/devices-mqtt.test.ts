@@ -246,6 +246,24 @@ describe('device twins over MQTT', { skip }, () => {
     }
   });
 
+  it('announces devices bound to and removed from the node on membership/updated', async () => {
+    const updates = await subscribe(mqttUrl, '$hw/events/node/edge-1/membership/updated');
+    try {
+      const yaml = `apiVersion: devices.kubeedge.io/v1beta1
+kind: Device
+metadata: {name: lamp, namespace: default}
+spec: {deviceModelRef: {name: thermometer}, nodeName: edge-1, protocol: {protocolName: user-program}}
+`;
+      await kubectlOk(server.kubeconfig, ['apply', '-f', '-'], { input: yaml });
+      const added = await updates.waitFor((m) => m.payload.includes('"added_devices":[{"id":"default/lamp"'));
+      assert.deepEqual(added.json?.['removed_devices'], []);
+      await kubectlOk(server.kubeconfig, ['delete', 'device', 'lamp']);
+      await updates.waitFor((m) => m.payload.includes('"removed_devices":[{"id":"default/lamp"'));
+    } finally {
+      await updates.close();
+    }
+  });
+
   it("accepts KubeEdge's one-segment topics for namespace default and answers on the same form", async () => {
     const results = await subscribe(mqttUrl, '$hw/events/device/thermo-1/twin/update/result');
     try {
