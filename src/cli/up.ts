@@ -89,6 +89,7 @@ export async function runUpCommand(args: string[]): Promise<number> {
       listen: { type: 'string' },
       'node-name': { type: 'string' },
       'mqtt-listen': { type: 'string' },
+      'local-api': { type: 'string' },
     },
     strict: true,
   });
@@ -112,6 +113,7 @@ export async function runUpCommand(args: string[]): Promise<number> {
     nodeName,
     dataDir: join(base, 'agent'),
     nodeLabels: 'kedge.io/demo=true',
+    ...(values['local-api'] === undefined ? {} : { localApi: values['local-api'] }),
     runtime: 'fake',
   };
   const mqttListen = values['mqtt-listen'] ?? process.env['KEDGE_MQTT_LISTEN'] ?? '127.0.0.1:1883';
