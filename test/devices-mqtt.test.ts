@@ -12,6 +12,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { type AgentProcess, startAgentProcess } from './harness/agent.ts';
 import { kubectlOk } from './harness/kubectl.ts';
 import {
+  freePort,
   type MosquittoBroker,
   mosquittoMissing,
   publish,
@@ -284,13 +285,12 @@ spec: {deviceModelRef: {name: thermometer}, nodeName: edge-1, protocol: {protoco
   });
 });
 
-describe('the agent on an external mosquitto broker', { skip }, () => {
+describe('the agent on an external mosquitto broker that starts after it', { skip }, () => {
   let server: ServerProcess;
   let broker: MosquittoBroker;
   let agent: AgentProcess;
 
   before(async () => {
-    broker = await startMosquitto();
     server = await startServerProcess();
     await kubectlOk(server.kubeconfig, ['apply', '-f', '-'], {
       input: (await readFile(FIXTURE, 'utf8'))
@@ -298,13 +298,19 @@ describe('the agent on an external mosquitto broker', { skip }, () => {
         .replace('nodeName: edge-1', 'nodeName: edge-ext'),
     });
     const joinToken = (await readFile(join(server.dataDir, 'node-token'), 'utf8')).trim();
+    const brokerPort = await freePort();
     agent = await startAgentProcess({
       server: server.url,
       token: joinToken,
       nodeName: 'edge-ext',
       dataDir: await mkdtemp(join(tmpdir(), 'kedge-dev-ext-')),
-      extraArgs: ['--mqtt-broker', broker.url],
+      extraArgs: ['--mqtt-broker', `mqtt://127.0.0.1:${brokerPort}`],
     });
+    // The broker comes up after the agent: the agent started anyway and connects when it can.
+    await agent.waitForLog(
+      (e) => e['msg'] === 'MQTT broker not reachable yet; the agent runs and keeps retrying',
+    );
+    broker = await startMosquitto(brokerPort);
   });
   after(async () => {
     await agent?.stop();

@@ -134,10 +134,10 @@ export interface MosquittoBroker {
   stop(): Promise<void>;
 }
 
-/** Starts Debian's mosquitto on a free loopback port (anonymous clients allowed), in a temp dir. */
-export async function startMosquitto(): Promise<MosquittoBroker> {
+/** Starts Debian's mosquitto on a loopback port (a free one by default; anonymous clients allowed), in a temp dir. */
+export async function startMosquitto(port?: number): Promise<MosquittoBroker> {
   const dir = await mkdtemp(join(tmpdir(), 'kedge-mosquitto-'));
-  const port = await freePort();
+  port ??= await freePort();
   const conf = join(dir, 'mosquitto.conf');
   await writeFile(conf, `listener ${port} 127.0.0.1\nallow_anonymous true\npersistence false\n`);
   const child = spawn(MOSQUITTO, ['-c', conf], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -82,8 +82,12 @@ export class TwinBus {
     this.#log = options.logger;
   }
 
-  /** Connects and subscribes; resolves once subscribed the first time (rejects if the first connect fails). */
-  async start(): Promise<void> {
+  /**
+   * Connects and subscribes. Resolves once subscribed, or after `firstConnectMs` (default 5 s) with a
+   * warning while the client keeps retrying: an external broker that is down must not keep the agent
+   * (and its pods) from starting.
+   */
+  async start(firstConnectMs = 5000): Promise<void> {
     const client = mqtt.connect(this.#o.url, {
       clientId: `kedge-agent-${this.#o.nodeName}`,
       reconnectPeriod: 1000,
@@ -92,40 +96,33 @@ export class TwinBus {
     });
     this.#client = client;
     client.on('message', (topic, payload) => this.#onMessage(topic, payload));
-    client.on('error', (err) => this.#log.warn({ err: err.message }, 'MQTT client error'));
+    client.on('error', (err) =>
+      this.#log.warn({ err: err.message, broker: this.#o.url }, 'MQTT client error'),
+    );
+    client.on('offline', () => this.#log.warn({ broker: this.#o.url }, 'MQTT broker unreachable; retrying'));
+    const subscribed = Promise.withResolvers<void>();
     client.on('connect', () => {
       // mqtt.js leaves Nagle on: small results would wait for a delayed ACK (40 ms) before leaving.
       (client.stream as { setNoDelay?: (on: boolean) => void }).setNoDelay?.(true);
+      // A clean session: subscribe again on every connect.
       client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
         if (err !== null && err !== undefined) this.#log.error({ err }, 'MQTT subscribe failed');
-      });
-    });
-    await new Promise<void>((ok, fail) => {
-      const onError = (err: Error): void => {
-        client.end(true);
-        fail(
-          new KedgeError(
-            'KEDGE_MQTT_BROKER',
-            `Cannot connect to the MQTT broker ${this.#o.url}: ${err.message}`,
-            {
-              cause: err,
-            },
-          ),
-        );
-      };
-      client.once('error', onError);
-      client.once('connect', () => {
-        client.off('error', onError);
-        client.subscribe([...SUBSCRIPTIONS], { qos: 1 }, (err) => {
-          if (err !== null && err !== undefined) onError(err);
-          else ok();
-        });
+        else {
+          this.#log.info({ broker: this.#o.url }, 'device twins served over MQTT');
+          subscribed.resolve();
+        }
       });
     });
     this.#offPublisher = this.#o.twins.addPublisher((topic, payload) => {
       if (client.connected) client.publish(topic, payload, { qos: 1 });
     });
-    this.#log.info({ broker: this.#o.url }, 'device twins served over MQTT');
+    const timer = AbortSignal.timeout(firstConnectMs);
+    const timedOut = new Promise<boolean>((ok) => timer.addEventListener('abort', () => ok(true)));
+    if (await Promise.race([subscribed.promise.then(() => false), timedOut]))
+      this.#log.warn(
+        { broker: this.#o.url, waitedMs: firstConnectMs },
+        'MQTT broker not reachable yet; the agent runs and keeps retrying',
+      );
   }
 
   async close(): Promise<void> {
