@@ -5,6 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
+import { validateCrd } from '../api/crd/index.ts';
 import { DEVICES_GROUP, DEVICES_VERSION, deviceCrd, deviceModelCrd } from '../api/devices.ts';
 import type { KubeObject } from '../api/meta.ts';
 import { isApiError } from '../api/status-error.ts';
@@ -217,7 +218,9 @@ export async function installDeviceCrds(cluster: LocalCluster, api: ApiServer, l
         undefined,
         crd.metadata.name ?? '',
       );
-      if (JSON.stringify(current['spec']) !== JSON.stringify(crd.spec)) {
+      // Compared as the API stores it (with the defaults CRD validation fills in).
+      const wanted = validateCrd(structuredClone(crd)).crd.spec;
+      if (JSON.stringify(current['spec']) !== JSON.stringify(wanted)) {
         await cluster.update(Resources.customresourcedefinitions, { ...current, spec: crd.spec });
         log.info({ crd: crd.metadata.name }, 'device CRD upgraded');
       }

@@ -16,7 +16,7 @@ const POD_REF_INDEX = 'kedge-hub/ref';
 const DEVICE_NODE_INDEX = 'kedge-hub/device-node';
 const DEVICE_MODEL_INDEX = 'kedge-hub/device-model';
 
-/** The collections the hub syncs, each with the informer that caches it. Devices will be added here. */
+/** The collections the hub always syncs, each with the informer that caches it (devices: SYNCED_DEVICES). */
 export const SYNCED = {
   nodes: Resources.nodes,
   pods: Resources.pods,
