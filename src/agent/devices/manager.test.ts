@@ -167,6 +167,18 @@ describe('device manager with a double mapper', () => {
     assert.equal(twins.twin('default', 'd'), undefined);
   });
 
+  it('starts a twin afresh when its stored document cannot be read', async () => {
+    await manager.stop();
+    twins.stop();
+    store.twinPut('default/d', '{not json');
+    const again = new TwinManager({ nodeName: 'n1', store, outbox, logger: silentLogger() });
+    again.start();
+    assert.equal(again.twin('default', 'd')?.state, 'unknown');
+    assert.equal(again.twin('default', 'd')?.twin['target']?.expected?.value, '20');
+    JSON.parse(store.twinGet('default/d') ?? '');
+    again.stop();
+  });
+
   it('leaves a device whose protocol no mapper serves to MQTT', async () => {
     apply([DKEY, device('20', 'someone-elses')]);
     await settle();
