@@ -247,6 +247,20 @@ describe('device twins over MQTT', { skip }, () => {
     }
   });
 
+  it("counts twin messages by result on the agent's /metrics", async () => {
+    const text = await (await fetch(`${agent.localApi}/metrics`)).text();
+    const count = (code: string): number =>
+      Number(
+        new RegExp(`kedge_agent_twin_messages_total\\{action="twin/update",code="${code}"\\} (\\d+)`).exec(
+          text,
+        )?.[1] ?? 0,
+      );
+    assert.ok(count('200') >= 1, text);
+    assert.ok(count('400') >= 6);
+    assert.ok(count('409') >= 2);
+    assert.match(text, /^kedge_agent_devices 1$/m);
+  });
+
   it('announces devices bound to and removed from the node on membership/updated', async () => {
     const updates = await subscribe(mqttUrl, '$hw/events/node/edge-1/membership/updated');
     try {

@@ -229,7 +229,9 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     store,
     outbox,
     logger: log.child({ component: 'twins' }),
+    onHandled: (action, code) => metrics.twinMessages.inc({ action, code: String(code) }),
   });
+  metrics.sources.devices = () => twins.deviceIds().length;
   const devices = new DeviceManager({
     twins,
     mappers: options.mappers ?? builtinMappers(),

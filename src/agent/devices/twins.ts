@@ -67,6 +67,8 @@ export interface TwinManagerOptions {
   readonly store: LocalStore;
   readonly outbox: Outbox;
   readonly logger: Logger;
+  /** Hears each handled device message: its action and result code (200 accepted). */
+  readonly onHandled?: (action: string, code: number) => void;
   readonly now?: () => number;
 }
 
@@ -199,8 +201,10 @@ export class TwinManager {
   /** Handles one message on a device topic the agent serves; every outcome publishes a result. */
   handleDevice(namespace: string, name: string, action: string, payload: Uint8Array, legacy = false): void {
     // The result goes to the topic form the request used.
-    const result = (a: DeviceOutAction, text: string): void =>
+    const result = (a: DeviceOutAction, text: string, code = 200): void => {
+      this.#o.onHandled?.(action, code);
       this.#publish(legacy ? legacyDeviceTopic(name, a) : deviceTopic(namespace, name, a), text);
+    };
     const failed = (a: DeviceOutAction, err: unknown): void => {
       const code =
         err instanceof TwinRefusal ? err.code : isKedgeError(err, 'KEDGE_MQTT_PAYLOAD_INVALID') ? 400 : 500;
@@ -208,6 +212,7 @@ export class TwinManager {
       result(
         a,
         errorResult(eventIdOf(payload), code, err instanceof Error ? err.message : String(err), this.#now()),
+        code,
       );
     };
     switch (action) {
