@@ -104,7 +104,7 @@ describe('edge autonomy', () => {
         server: 'https://127.0.0.1:1',
         dataDir: join(dir, 'bad'),
         nodeName: 'edge-2',
-        extraArgs: ['--runtime', 'cri', '--mqtt-listen', '127.0.0.1:1883'],
+        extraArgs: ['--runtime', 'cri', '--mqtt-listen', 'nowhere'],
       }),
       (err: Error) =>
         /--runtime cri is not available yet/.test(err.message) && /--mqtt-listen/.test(err.message),

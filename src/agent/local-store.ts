@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS outbox (
   coalesce_key TEXT UNIQUE,
   item TEXT NOT NULL
 ) STRICT;
+CREATE TABLE IF NOT EXISTS twins (id TEXT PRIMARY KEY, value TEXT NOT NULL) STRICT, WITHOUT ROWID;
 INSERT OR IGNORE INTO meta (name, value) VALUES ('schema', '${SCHEMA}'), ('revision', 0), ('out_of_order', 0);
 `;
 
@@ -106,7 +107,11 @@ export class LocalStore {
     | 'outboxAfter'
     | 'outboxAck'
     | 'outboxCount'
-    | 'outboxSeq',
+    | 'outboxSeq'
+    | 'twinGet'
+    | 'twinAll'
+    | 'twinPut'
+    | 'twinDel',
     StatementSync
   >;
 
@@ -161,6 +166,10 @@ export class LocalStore {
       outboxAck: p('DELETE FROM outbox WHERE seq <= ?'),
       outboxCount: p('SELECT COUNT(*) AS n FROM outbox'),
       outboxSeq: p("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"),
+      twinGet: p('SELECT value FROM twins WHERE id = ?'),
+      twinAll: p('SELECT id, value FROM twins ORDER BY id'),
+      twinPut: p('INSERT OR REPLACE INTO twins (id, value) VALUES (?, ?)'),
+      twinDel: p('DELETE FROM twins WHERE id = ?'),
     };
     for (const row of p('SELECT key, revision FROM objects').all()) {
       this.#revisions.set(String(row['key']), Number(row['revision']));
@@ -313,6 +322,46 @@ export class LocalStore {
   /** The highest seq ever handed out (persisted: seqs never repeat, even after the outbox empties). */
   outboxLastSeq(): number {
     return Number(this.#s.outboxSeq.get()?.['seq'] ?? 0);
+  }
+
+  /** The stored twin document of a device (JSON text), if any. */
+  twinGet(id: string): string | undefined {
+    const row = this.#s.twinGet.get(id);
+    return row === undefined ? undefined : String(row['value']);
+  }
+
+  /** Every stored twin document, [id, JSON text]. */
+  twinAll(): Array<[string, string]> {
+    return this.#s.twinAll.all().map((row) => [String(row['id']), String(row['value'])]);
+  }
+
+  /**
+   * Stores a twin document and, in the same transaction, queues its upstream status (coalesced per
+   * device): a twin change and its report to the cloud are durable together or not at all.
+   */
+  twinPut(
+    id: string,
+    value: string,
+    outbox?: { readonly coalesceKey: string; readonly item: string },
+  ): number {
+    this.#db.exec('BEGIN IMMEDIATE');
+    try {
+      this.#s.twinPut.run(id, value);
+      let seq = 0;
+      if (outbox !== undefined) {
+        this.#s.outboxDelKey.run(outbox.coalesceKey);
+        seq = Number(this.#s.outboxInsert.run(outbox.coalesceKey, outbox.item).lastInsertRowid);
+      }
+      this.#db.exec('COMMIT');
+      return seq;
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+  }
+
+  twinDelete(id: string): void {
+    this.#s.twinDel.run(id);
   }
 
   close(): void {

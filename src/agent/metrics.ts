@@ -6,6 +6,8 @@ export interface AgentMetrics {
   readonly reconnects: Counter;
   readonly appliedBatches: Counter;
   readonly droppedEvents: Counter;
+  /** Device twin messages handled, by action (twin/update, state/update, twin/get) and result code. */
+  readonly twinMessages: Counter<'action' | 'code'>;
   /** What the gauges read at scrape time; the agent fills these in as its parts start. */
   readonly sources: {
     outboxDepth: () => number;
@@ -13,6 +15,8 @@ export interface AgentMetrics {
     lastContact: () => number | undefined;
     /** Sync items applied with a revision below the one their key held (must stay 0). */
     outOfOrder: () => number;
+    /** Devices bound to this node (twins held). */
+    devices: () => number;
   };
 }
 
@@ -22,7 +26,16 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
     outboxDepth: () => 0,
     lastContact: () => undefined,
     outOfOrder: () => 0,
+    devices: () => 0,
   };
+  new Gauge({
+    name: 'kedge_agent_devices',
+    help: 'Devices bound to this node (device twins held)',
+    registers: [registry],
+    collect() {
+      this.set(sources.devices());
+    },
+  });
   new Counter({
     name: 'kedge_agent_out_of_order_total',
     help: 'Sync items applied with a revision below the one their key held (a sync bug if above 0)',
@@ -59,6 +72,12 @@ export function createAgentMetrics(registry: Registry = new Registry()): AgentMe
     appliedBatches: new Counter({
       name: 'kedge_agent_applied_batches_total',
       help: 'Sync batches from the hub applied to the local store',
+      registers: [registry],
+    }),
+    twinMessages: new Counter({
+      name: 'kedge_agent_twin_messages_total',
+      help: 'Device twin messages handled (MQTT and mappers), by action and result code (200 accepted)',
+      labelNames: ['action', 'code'] as const,
       registers: [registry],
     }),
     droppedEvents: new Counter({

@@ -66,6 +66,16 @@ export class Outbox {
     return seq;
   }
 
+  /** Stores a device's twin document and queues its DeviceStatus in one transaction; returns the seq. */
+  enqueueWithTwin(id: string, twin: string, item: Extract<StatusItem, { kind: 'DeviceStatus' }>): number {
+    const seq = this.#store.twinPut(id, twin, {
+      coalesceKey: coalesceKeyOf(item) ?? '',
+      item: JSON.stringify(item),
+    });
+    for (const listener of this.#listeners) listener();
+    return seq;
+  }
+
   /** Pending items with seq > afterSeq, oldest first. */
   pending(afterSeq = 0, limit = 100): PendingStatus[] {
     return this.#store

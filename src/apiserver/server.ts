@@ -12,6 +12,7 @@ import {
   validateCustomResource,
   versionSchema,
 } from '../api/crd/index.ts';
+import { DEVICES_GROUP, validateDevice, validateDeviceModel } from '../api/devices.ts';
 import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { ResourceType } from '../api/resource.ts';
 import { isKedgeError } from '../lib/errors.ts';
@@ -188,7 +189,11 @@ export class ApiServer {
     const defaulted = applySchemaDefaults(schema, pruned) as KubeObject;
     for (const key of Object.keys(obj)) delete obj[key];
     Object.assign(obj, defaulted);
-    return validateCustomResource(schema, obj);
+    const errors = validateCustomResource(schema, obj);
+    if (errors.length > 0 || rt.group !== DEVICES_GROUP) return errors;
+    // devices.kubeedge.io: checks a schema cannot express (typed desired values, ordered ranges).
+    const problems = rt.kind === 'Device' ? validateDevice(obj) : validateDeviceModel(obj);
+    return problems.map(([field, message]) => ({ field, type: 'FieldValueInvalid' as const, message }));
   }
 
   async #allocateIp(): Promise<string> {

@@ -6,10 +6,15 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { DeviceManager } from '../agent/devices/manager.ts';
+import { type EmbeddedBroker, startEmbeddedBroker, TwinBus } from '../agent/devices/mqtt-bus.ts';
+import { TwinManager } from '../agent/devices/twins.ts';
 import { FakeRuntime } from '../agent/fake-runtime.ts';
 import { CertificateKeeper, loadOrJoin, nodeNameError } from '../agent/join.ts';
 import { LocalApi } from '../agent/local-api.ts';
 import { LocalStore } from '../agent/local-store.ts';
+import { builtinMappers } from '../agent/mappers/index.ts';
+import type { Mapper } from '../agent/mappers/types.ts';
 import { type AgentMetrics, createAgentMetrics } from '../agent/metrics.ts';
 import { defaultHostIP, NodeStatusReporter } from '../agent/node-status.ts';
 import { Outbox } from '../agent/outbox.ts';
@@ -39,8 +44,15 @@ export interface AgentOptions {
   readonly criEndpoint?: string;
   /** HOST:PORT of the node-local read-only API; '' or 'off' turns it off. Default 127.0.0.1:10550. */
   readonly localApi?: string;
+  /**
+   * HOST:PORT of the embedded MQTT broker; 'off' (the default here) serves no MQTT. `kedge agent` and
+   * `kedge up` default to 127.0.0.1:1883 (env KEDGE_MQTT_LISTEN); in-process users (tests, sim) opt in.
+   */
   readonly mqttListen?: string;
+  /** `mqtt://HOST:PORT` of an external broker to use instead of the embedded one. */
   readonly mqttBroker?: string;
+  /** Mappers by protocol name (the built-in ones when not given). */
+  readonly mappers?: ReadonlyMap<string, Mapper>;
   /** Host IP reported in node and pod status (default: first non-internal IPv4). */
   readonly hostIP?: string;
   readonly logger: Logger;
@@ -54,6 +66,10 @@ export interface ResolvedAgentOptions {
   readonly labels: Readonly<Record<string, string>>;
   readonly runtime: 'fake';
   readonly localApi: { readonly host: string; readonly port: number } | undefined;
+  readonly mqtt:
+    | { readonly type: 'embedded'; readonly host: string; readonly port: number }
+    | { readonly type: 'external'; readonly url: string }
+    | undefined;
   readonly hostIP: string;
 }
 
@@ -115,8 +131,28 @@ export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): Reso
   if (runtime === 'cri') {
     errors.push('--runtime cri is not available yet (it comes with the CRI issue); use --runtime fake');
   } else if (runtime !== 'fake') errors.push(`--runtime ${JSON.stringify(runtime)} must be fake or cri`);
-  if (options.mqttListen !== undefined || options.mqttBroker !== undefined) {
-    errors.push('--mqtt-listen and --mqtt-broker are not available yet (devices come in a later issue)');
+  let mqtt: ResolvedAgentOptions['mqtt'];
+  if (options.mqttListen !== undefined && options.mqttBroker !== undefined) {
+    errors.push(
+      '--mqtt-listen and --mqtt-broker exclude each other (the embedded broker or an external one)',
+    );
+  } else if (options.mqttBroker !== undefined) {
+    try {
+      const u = new URL(options.mqttBroker);
+      if (u.protocol !== 'mqtt:' || u.hostname === '')
+        errors.push(`--mqtt-broker ${JSON.stringify(options.mqttBroker)} must be mqtt://HOST:PORT`);
+      else mqtt = { type: 'external', url: options.mqttBroker };
+    } catch {
+      errors.push(`--mqtt-broker ${JSON.stringify(options.mqttBroker)} is not a URL`);
+    }
+  } else {
+    const ml = options.mqttListen ?? 'off';
+    if (ml !== 'off') {
+      const m = /^(\[[0-9a-fA-F:]+\]|[^:]+):(\d+)$/.exec(ml);
+      if (m === null || Number(m[2]) > 65535)
+        errors.push(`--mqtt-listen ${JSON.stringify(ml)} is not HOST:PORT (or off)`);
+      else mqtt = { type: 'embedded', host: (m[1] ?? '').replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+    }
   }
   let localApi: ResolvedAgentOptions['localApi'];
   const la = options.localApi ?? '127.0.0.1:10550';
@@ -139,6 +175,7 @@ export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): Reso
     labels,
     runtime: 'fake',
     localApi,
+    mqtt,
     hostIP: options.hostIP ?? defaultHostIP(),
   };
 }
@@ -153,6 +190,10 @@ export interface RunningAgent {
   readonly runtime: PodRuntime;
   readonly store: LocalStore;
   readonly metrics: AgentMetrics;
+  readonly twins: TwinManager;
+  readonly devices: DeviceManager;
+  /** `mqtt://HOST:PORT` of the broker the twins are served on, or undefined when MQTT is off. */
+  readonly mqttUrl: string | undefined;
   close(): Promise<void>;
 }
 
@@ -182,6 +223,36 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     logger: log.child({ component: 'pods' }),
   });
   await pods.start();
+  // Devices, like pods, run from the local store before any connection to the server.
+  const twins = new TwinManager({
+    nodeName: o.nodeName,
+    store,
+    outbox,
+    logger: log.child({ component: 'twins' }),
+    onHandled: (action, code) => metrics.twinMessages.inc({ action, code: String(code) }),
+  });
+  metrics.sources.devices = () => twins.deviceIds().length;
+  const devices = new DeviceManager({
+    twins,
+    mappers: options.mappers ?? builtinMappers(),
+    logger: log.child({ component: 'devices' }),
+  });
+  twins.start();
+  devices.start();
+  let broker: EmbeddedBroker | undefined;
+  let bus: TwinBus | undefined;
+  if (o.mqtt !== undefined) {
+    if (o.mqtt.type === 'embedded') {
+      broker = await startEmbeddedBroker({
+        host: o.mqtt.host,
+        port: o.mqtt.port,
+        logger: log.child({ component: 'mqtt-broker' }),
+      });
+    }
+    const url = o.mqtt.type === 'external' ? o.mqtt.url : (broker?.url ?? '');
+    bus = new TwinBus({ url, nodeName: o.nodeName, twins, logger: log.child({ component: 'mqtt' }) });
+    await bus.start();
+  }
   let localApi: LocalApi | undefined;
   if (o.localApi !== undefined) {
     localApi = new LocalApi({
@@ -230,6 +301,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
       localApi: localApi?.url,
       runtime: runtime.name,
       pods: store.list('core/pods/').length,
+      devices: twins.deviceIds().length,
+      mqtt: o.mqtt === undefined ? undefined : o.mqtt.type === 'external' ? o.mqtt.url : broker?.url,
     },
     'kedge agent ready',
   );
@@ -243,9 +316,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     runtime,
     store,
     metrics,
+    twins,
+    devices,
+    mqttUrl: o.mqtt === undefined ? undefined : o.mqtt.type === 'external' ? o.mqtt.url : broker?.url,
     close() {
       closed ??= (async () => {
         await session.stop();
+        await bus?.close();
+        await broker?.close();
+        await devices.stop();
+        twins.stop();
         await keeper.stop();
         nodeStatus.stop();
         await pods.stop();
@@ -292,7 +372,9 @@ export async function runAgentCommand(args: string[]): Promise<number> {
     ...pick('runtime', 'runtime'),
     ...pick('criEndpoint', 'cri-endpoint'),
     ...pick('localApi', 'local-api'),
-    ...pick('mqttListen', 'mqtt-listen'),
+    ...(values['mqtt-listen'] === undefined && values['mqtt-broker'] === undefined
+      ? { mqttListen: process.env['KEDGE_MQTT_LISTEN'] ?? '127.0.0.1:1883' }
+      : pick('mqttListen', 'mqtt-listen')),
     ...pick('mqttBroker', 'mqtt-broker'),
     ...pick('hostIP', 'host-ip'),
   });

@@ -9,9 +9,11 @@ Commands:
   token create [--ttl DURATION] [--data-dir DIR] print a new join token (e.g. --ttl 24h)
   agent --server URL [--token T] [--node-name N] [--data-dir DIR] [--node-labels k=v,...]
         [--runtime fake] [--local-api 127.0.0.1:10550|off]    join and run an edge node
+        [--mqtt-listen 127.0.0.1:1883|off | --mqtt-broker mqtt://HOST:PORT]   device twins over MQTT
   sim --server URL --token T --nodes N [--name-prefix sim-] [--data-dir DIR] [--concurrency 32]
       [--source-addresses 127.0.0.1-127.0.0.8] [--store memory|file]   N simulated edge nodes (fake runtime)
-  up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server, a local agent and a demo workload
+  up [--data-dir DIR] [--listen HOST:PORT]       the quickstart: a server, a local agent, a demo workload
+     [--mqtt-listen HOST:PORT] [--local-api HOST:PORT]                and a demo device
   version                                        print the version
 `;
 

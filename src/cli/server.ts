@@ -3,11 +3,17 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { join, resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Registry } from 'prom-client';
+import { validateCrd } from '../api/crd/index.ts';
+import { DEVICES_GROUP, DEVICES_VERSION, deviceCrd, deviceModelCrd } from '../api/devices.ts';
+import type { KubeObject } from '../api/meta.ts';
+import { isApiError } from '../api/status-error.ts';
 import { bearerAuthenticator, certificateAuthenticator, unionAuthenticator } from '../apiserver/auth.ts';
 import { LocalCluster } from '../apiserver/local-cluster.ts';
 import { ApiServer } from '../apiserver/server.ts';
 import { InformerFactory } from '../client/informer.ts';
+import { Resources } from '../client/types.ts';
 import { startControllers } from '../controllers/manager.ts';
 import { createHub } from '../hub/hub.ts';
 import { joinHandlers } from '../hub/join.ts';
@@ -91,7 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger: log,
     metricsRegistry: metrics,
     // Edge nodes (system:node:NAME) may read only what their pods use and write only their own status.
-    authorizers: [nodeAuthorizer({ informers: () => hubInformers! })],
+    authorizers: [nodeAuthorizer({ informers: () => hubInformers!, devices: true })],
     authenticate: unionAuthenticator([
       certificateAuthenticator,
       bearerAuthenticator((token) => {
@@ -102,6 +108,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
   await api.start();
   const local = new LocalCluster(api.storage);
+  await installDeviceCrds(local, api, log);
   const controllers =
     options.startControllers === false
       ? undefined
@@ -114,6 +121,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     logger: log.child({ component: 'hub' }),
     registry: nodes,
     metrics,
+    devices: true,
   });
   hubInformers.start();
   await hubInformers.waitForSync();
@@ -192,6 +200,40 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return closed;
     },
   };
+}
+
+/**
+ * Installs (or upgrades) the devices.kubeedge.io CRDs and waits until the API serves them, so the hub's
+ * device informers and the first `kubectl apply` find them.
+ */
+export async function installDeviceCrds(cluster: LocalCluster, api: ApiServer, log: Logger): Promise<void> {
+  for (const crd of [deviceModelCrd(), deviceCrd()]) {
+    const obj = crd as unknown as KubeObject;
+    try {
+      await cluster.create(Resources.customresourcedefinitions, undefined, obj);
+    } catch (err) {
+      if (!isApiError(err, 409)) throw err;
+      const current = await cluster.get(
+        Resources.customresourcedefinitions,
+        undefined,
+        crd.metadata.name ?? '',
+      );
+      // Compared as the API stores it (with the defaults CRD validation fills in).
+      const wanted = validateCrd(structuredClone(crd)).crd.spec;
+      if (JSON.stringify(current['spec']) !== JSON.stringify(wanted)) {
+        await cluster.update(Resources.customresourcedefinitions, { ...current, spec: crd.spec });
+        log.info({ crd: crd.metadata.name }, 'device CRD upgraded');
+      }
+    }
+  }
+  for (let i = 0; ; i++) {
+    const served = ['devices', 'devicemodels'].every(
+      (plural) => api.registry.lookup(DEVICES_GROUP, DEVICES_VERSION, plural) !== undefined,
+    );
+    if (served) return;
+    if (i > 500) throw new KedgeError('KEDGE_DEVICE_CRD', 'The device CRDs were not served in time');
+    await sleep(10);
+  }
 }
 
 /** The server's own join token: created once, kept in DIR/node-token (0600), valid until revoked. */

@@ -10,7 +10,8 @@ import type { IncomingMessage } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
-import type { KubeObject } from '../api/meta.ts';
+import { deviceNodeName } from '../api/devices.ts';
+import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import { isApiError } from '../api/status-error.ts';
 import type { InformerFactory } from '../client/informer.ts';
 import { type Cluster, type ResourceRef, Resources } from '../client/types.ts';
@@ -31,7 +32,17 @@ import {
 import { type NodeIdentity, nodeIdentity } from './identity.ts';
 import type { NodeRegistry } from './node-registry.ts';
 import { publicKeyFingerprint } from './node-registry.ts';
-import { keyOf, NodeGraph, nodeKey, podNodeName, podReferences, revisionOf, SYNCED } from './relevance.ts';
+import {
+  deviceModelKey,
+  keyOf,
+  NodeGraph,
+  nodeKey,
+  podNodeName,
+  podReferences,
+  revisionOf,
+  SYNCED,
+  SYNCED_DEVICES,
+} from './relevance.ts';
 
 export interface HubOptions {
   readonly cluster: Cluster;
@@ -52,7 +63,9 @@ export interface HubOptions {
   readonly maxUnackedBatches?: number;
   /** Seconds the agent has to send hello (default 30). */
   readonly helloTimeoutSeconds?: number;
-  /** Where DeviceStatus items go once devices exist; without it they are dropped. */
+  /** Sync Devices (by spec.nodeName) and their DeviceModels, and write DeviceStatus items (needs the device CRDs). */
+  readonly devices?: boolean;
+  /** Where DeviceStatus items go instead of the built-in writer; without either they are dropped. */
   readonly deviceStatus?: (
     node: string,
     item: Extract<StatusItem, { kind: 'DeviceStatus' }>,
@@ -118,6 +131,7 @@ export class Hub {
   readonly #o: Resolved;
   readonly #registry: NodeRegistry | undefined;
   readonly #deviceStatus: HubOptions['deviceStatus'];
+  readonly #devices: boolean;
   readonly graph: NodeGraph;
   readonly #wss: WebSocketServer;
   readonly #sessions = new Map<string, Session>();
@@ -135,7 +149,8 @@ export class Hub {
     this.#o = resolve(options);
     this.#registry = options.registry;
     this.#deviceStatus = options.deviceStatus;
-    this.graph = new NodeGraph(options.informers);
+    this.#devices = options.devices === true;
+    this.graph = new NodeGraph(options.informers, { devices: this.#devices });
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
     this.#metrics = options.metrics === undefined ? undefined : this.#registerMetrics(options.metrics);
     this.#watchGraph();
@@ -295,9 +310,12 @@ export class Hub {
         case 'Event':
           return await this.#writeEvent(node, item);
         case 'DeviceStatus':
-          if (this.#deviceStatus === undefined)
-            this.#log.debug({ node, item: item.name }, 'device status dropped');
-          else await this.#deviceStatus(node, item);
+          if (this.#deviceStatus !== undefined) {
+            await this.#deviceStatus(node, item);
+            return undefined;
+          }
+          if (this.#devices) return await this.#writeDeviceStatus(node, item);
+          this.#log.debug({ node, item: item.name }, 'device status dropped');
           return undefined;
       }
     } catch (err) {
@@ -375,6 +393,40 @@ export class Hub {
           return undefined;
         }
         return pod.metadata.uid === item.uid ? { ...pod, status: item.status } : undefined;
+      });
+    } catch (err) {
+      if (!isApiError(err, 404)) throw err;
+    }
+    return refusal;
+  }
+
+  /**
+   * Writes a device's twins and state, only when the device is bound to `node` and the report's
+   * edgeVersion is above the one the status holds: an older report (a resend, a replay after a restart)
+   * never overwrites a newer one.
+   */
+  async #writeDeviceStatus(
+    node: string,
+    item: Extract<StatusItem, { kind: 'DeviceStatus' }>,
+  ): Promise<string | undefined> {
+    let refusal: string | undefined;
+    try {
+      await this.#updateStatus(SYNCED_DEVICES.devices, item.namespace, item.name, (dev) => {
+        if (deviceNodeName(dev) !== node) {
+          refusal = `Node ${node} cannot write the status of device ${item.namespace}/${item.name}, which is not bound to it`;
+          return undefined;
+        }
+        const held = isPlainObject(dev['status']) ? Number(dev['status']['edgeVersion'] ?? 0) : 0;
+        const incoming = Number(item.status['edgeVersion']);
+        if (!Number.isSafeInteger(incoming) || incoming <= 0) {
+          refusal = `Device status for ${item.namespace}/${item.name} has no positive edgeVersion`;
+          return undefined;
+        }
+        if (incoming <= held) {
+          this.#log.debug({ node, device: item.name, incoming, held }, 'older device report ignored');
+          return undefined;
+        }
+        return { ...dev, status: item.status };
       });
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
@@ -468,6 +520,46 @@ export class Hub {
       }),
     );
     inf.pods.onDelete((p) => live(() => sessionOf(p)?.removePod(p, revisionOf(p))));
+    const dev = this.graph.devices;
+    if (dev !== undefined) {
+      const sessionOfDevice = (d: KubeObject): Session | undefined => {
+        const n = deviceNodeName(d);
+        return n === undefined ? undefined : this.#sessions.get(n);
+      };
+      dev.devices.onAdd((d) => live(() => sessionOfDevice(d)?.addDevice(d)));
+      dev.devices.onUpdate((o, d) =>
+        live(() => {
+          if (deviceNodeName(o) !== deviceNodeName(d)) sessionOfDevice(o)?.removeDevice(o, revisionOf(d));
+          // A status write (the node's own report) is not sent back down: the node's twin is newer. The
+          // node gets the current object with its next spec change or on reconnect (inventory diff).
+          else if (onlyStatusChanged(o, d)) return;
+          sessionOfDevice(d)?.addDevice(d);
+        }),
+      );
+      dev.devices.onDelete((d) => live(() => sessionOfDevice(d)?.removeDevice(d, revisionOf(d))));
+      const modelSessions = (key: SyncKey): Session[] => {
+        const out = new Set<Session>();
+        for (const d of this.graph.devicesReferencing(key)) {
+          const s = sessionOfDevice(d);
+          if (s !== undefined) out.add(s);
+        }
+        return [...out];
+      };
+      const ref = SYNCED_DEVICES.devicemodels;
+      const changed = (m: KubeObject): void =>
+        live(() => {
+          const key = keyOf(ref, m);
+          for (const s of modelSessions(key)) s.refChanged(key, m);
+        });
+      dev.devicemodels.onAdd(changed);
+      dev.devicemodels.onUpdate((_o, m) => changed(m));
+      dev.devicemodels.onDelete((m) =>
+        live(() => {
+          const key = keyOf(ref, m);
+          for (const s of modelSessions(key)) s.refDeleted(key, revisionOf(m));
+        }),
+      );
+    }
     for (const kind of ['configmaps', 'secrets', 'serviceaccounts'] as const) {
       const ref = SYNCED[kind];
       const nodesOf = (key: SyncKey): Session[] => {
@@ -566,6 +658,8 @@ class Session {
   readonly #agentHas = new Map<SyncKey, number>();
   /** Pods of this node and the keys each references. */
   readonly #pods = new Map<SyncKey, readonly SyncKey[]>();
+  /** Devices bound to this node and the DeviceModel each references. */
+  readonly #devices = new Map<SyncKey, readonly SyncKey[]>();
   readonly #refCount = new Map<SyncKey, number>();
   #state: 'hello' | 'registering' | 'live' | 'closed' = 'hello';
   #nextSeq = 1;
@@ -721,6 +815,7 @@ class Session {
     const own = graph.informers.nodes.get(undefined, this.node);
     if (own !== undefined) this.put(nodeKey(this.node), own);
     for (const pod of graph.podsOn(this.node)) this.addPod(pod);
+    for (const device of graph.devicesOn(this.node)) this.addDevice(device);
     const rev = graph.revision();
     for (const key of this.#agentHas.keys()) {
       if (!this.#relevant(key) || graph.get(key) === undefined) this.del(key, rev);
@@ -730,7 +825,9 @@ class Session {
   }
 
   #relevant(key: SyncKey): boolean {
-    return key === nodeKey(this.node) || this.#pods.has(key) || this.#refCount.has(key);
+    return (
+      key === nodeKey(this.node) || this.#pods.has(key) || this.#devices.has(key) || this.#refCount.has(key)
+    );
   }
 
   put(key: SyncKey, obj: KubeObject): void {
@@ -766,6 +863,29 @@ class Session {
     const refs = this.#pods.get(key);
     if (refs === undefined) return;
     this.#pods.delete(key);
+    this.del(key, revision);
+    for (const ref of refs) this.#dec(ref);
+  }
+
+  /** Adds or updates a device bound to this node, with its DeviceModel (sent before the device). */
+  addDevice(device: KubeObject): void {
+    if (this.#state !== 'live') return;
+    const key = keyOf(SYNCED_DEVICES.devices, device);
+    const before = this.#devices.get(key) ?? [];
+    const model = deviceModelKey(device);
+    const after = model === undefined ? [] : [model];
+    this.#devices.set(key, after);
+    for (const ref of after) if (!before.includes(ref)) this.#inc(ref);
+    this.put(key, device);
+    for (const ref of before) if (!after.includes(ref)) this.#dec(ref);
+  }
+
+  removeDevice(device: KubeObject, revision: number): void {
+    if (this.#state !== 'live') return;
+    const key = keyOf(SYNCED_DEVICES.devices, device);
+    const refs = this.#devices.get(key);
+    if (refs === undefined) return;
+    this.#devices.delete(key);
     this.del(key, revision);
     for (const ref of refs) this.#dec(ref);
   }
@@ -880,6 +1000,16 @@ class Session {
       }
     });
   }
+}
+
+/** True when two versions of an object differ only in status (and the bookkeeping a write changes). */
+function onlyStatusChanged(a: KubeObject, b: KubeObject): boolean {
+  const strip = (o: KubeObject): string => {
+    const { resourceVersion: _r, managedFields: _m, ...meta } = o.metadata;
+    const { status: _s, metadata: _meta, ...rest } = o;
+    return JSON.stringify([meta, rest]);
+  };
+  return strip(a) === strip(b);
 }
 
 /** Builds the hub; wire `handleUpgrade` to the HTTPS server's 'upgrade' event. */

@@ -2,13 +2,15 @@
  * What an edge node (user system:node:<name>, group system:nodes) may do on the Kubernetes API, as
  * Kubernetes' Node authorizer allows a kubelet: read its own Node, the pods bound to it and the
  * ConfigMaps/Secrets/ServiceAccounts those pods reference; write its Node's status, its Lease, its pods'
- * status and events. Anything else gets no decision here (and so is denied unless another authorizer allows).
+ * status and events; with devices, read the Devices bound to it and their DeviceModels and write those
+ * Devices' status. Anything else gets no decision here (and so is denied unless another authorizer allows).
  */
 import type { Authorizer, Decision, RequestAttributes } from '../api/auth.ts';
+import { deviceNodeName } from '../api/devices.ts';
 import type { InformerFactory } from '../client/informer.ts';
 import { syncKey } from '../protocol/messages.ts';
 import { nodeNameOfUser } from './identity.ts';
-import { NodeGraph, podNodeName } from './relevance.ts';
+import { deviceModelKey, NodeGraph, podNodeName, SYNCED_DEVICES } from './relevance.ts';
 
 const ALLOW: Decision = { allowed: true };
 
@@ -21,13 +23,13 @@ type WithFieldSelector = RequestAttributes & { readonly fieldSelector?: string }
  * exists; the graph is built on the first node request.
  */
 export function nodeAuthorizer(
-  options: { informers: InformerFactory | (() => InformerFactory) } | { graph: NodeGraph },
+  options: { informers: InformerFactory | (() => InformerFactory); devices?: boolean } | { graph: NodeGraph },
 ): Authorizer {
   let built: NodeGraph | undefined = 'graph' in options ? options.graph : undefined;
   const graphOf = (): NodeGraph => {
     if (built === undefined && 'informers' in options) {
       const f = options.informers;
-      built = new NodeGraph(typeof f === 'function' ? f() : f);
+      built = new NodeGraph(typeof f === 'function' ? f() : f, { devices: options.devices === true });
     }
     return built!;
   };
@@ -72,6 +74,26 @@ export function nodeAuthorizer(
       const graph = graphOf();
       await graph.synced();
       return graph.referencedBy(syncKey('', resource, namespace, name), node) ? ALLOW : undefined;
+    }
+    if (group === SYNCED_DEVICES.devices.group && name !== undefined && namespace !== undefined) {
+      const graph = graphOf();
+      if (graph.devices === undefined) return undefined;
+      await graph.synced();
+      if (resource === 'devices') {
+        const readOnly = subresource === '' && verb === 'get';
+        const status = subresource === 'status' && ['get', 'update', 'patch'].includes(verb);
+        if (!readOnly && !status) return undefined;
+        const device = graph.devices.devices.get(namespace, name);
+        return device !== undefined && deviceNodeName(device) === node ? ALLOW : undefined;
+      }
+      if (resource === 'devicemodels' && subresource === '' && verb === 'get') {
+        const key = syncKey(group, resource, namespace, name);
+        return graph
+          .devicesReferencing(key)
+          .some((d) => deviceNodeName(d) === node && deviceModelKey(d) === key)
+          ? ALLOW
+          : undefined;
+      }
     }
     return undefined;
   };

@@ -1,9 +1,11 @@
 /**
  * Which objects an edge node may see: its Node, the pods bound to it, and the ConfigMaps, Secrets and
- * ServiceAccounts those pods reference. Kept by indexes on shared informers (pods by node, pods by
+ * ServiceAccounts those pods reference; with devices on, the Devices bound to it (spec.nodeName) and the
+ * DeviceModels they reference. Kept by indexes on shared informers (pods by node, pods by
  * referenced key), so a change is mapped to the nodes it concerns without rescanning. The hub and the
  * node authorizer both answer from here.
  */
+import { DeviceResources, deviceModelName, deviceNodeName } from '../api/devices.ts';
 import type { KubeObject } from '../api/meta.ts';
 import type { Informer, InformerFactory } from '../client/informer.ts';
 import { type ResourceRef, Resources } from '../client/types.ts';
@@ -11,8 +13,10 @@ import { type SyncKey, syncKey } from '../protocol/messages.ts';
 
 const POD_NODE_INDEX = 'kedge-hub/node';
 const POD_REF_INDEX = 'kedge-hub/ref';
+const DEVICE_NODE_INDEX = 'kedge-hub/device-node';
+const DEVICE_MODEL_INDEX = 'kedge-hub/device-model';
 
-/** The collections the hub syncs, each with the informer that caches it. Devices will be added here. */
+/** The collections the hub always syncs, each with the informer that caches it (devices: SYNCED_DEVICES). */
 export const SYNCED = {
   nodes: Resources.nodes,
   pods: Resources.pods,
@@ -21,6 +25,17 @@ export const SYNCED = {
   serviceaccounts: Resources.serviceaccounts,
 } as const satisfies Record<string, ResourceRef>;
 export type SyncedKind = keyof typeof SYNCED;
+
+/** The device collections, synced when the server runs with devices (their CRDs installed). */
+export const SYNCED_DEVICES = DeviceResources;
+
+/** Key of the DeviceModel a Device references (same namespace), if any. */
+export function deviceModelKey(device: KubeObject): SyncKey | undefined {
+  const model = deviceModelName(device);
+  if (model === undefined) return undefined;
+  const ref = SYNCED_DEVICES.devicemodels;
+  return syncKey(ref.group, ref.resource, device.metadata.namespace ?? 'default', model);
+}
 
 export function keyOf(ref: ResourceRef, obj: KubeObject): SyncKey {
   return syncKey(ref.group, ref.resource, obj.metadata.namespace, obj.metadata.name ?? '');
@@ -98,9 +113,11 @@ const indexed = new WeakSet<Informer>();
 /** The relevance graph over shared informers. Construct before the informer factory starts. */
 export class NodeGraph {
   readonly informers: { readonly [K in SyncedKind]: Informer };
+  /** Device informers, when the graph was built with devices. */
+  readonly devices: { readonly devices: Informer; readonly devicemodels: Informer } | undefined;
   readonly #byResource: Map<string, Informer>;
 
-  constructor(factory: InformerFactory) {
+  constructor(factory: InformerFactory, options: { readonly devices?: boolean } = {}) {
     const informers = {
       nodes: factory.informer(SYNCED.nodes),
       pods: factory.informer(SYNCED.pods),
@@ -118,20 +135,53 @@ export class NodeGraph {
       });
       informers.pods.addIndex(POD_REF_INDEX, podReferences);
     }
-    this.#byResource = new Map(
-      Object.values(informers).map((inf) => [`${inf.ref.group}/${inf.ref.resource}`, inf]),
-    );
+    if (options.devices === true) {
+      const devices = {
+        devices: factory.informer(SYNCED_DEVICES.devices),
+        devicemodels: factory.informer(SYNCED_DEVICES.devicemodels),
+      };
+      this.devices = devices;
+      if (!indexed.has(devices.devices)) {
+        indexed.add(devices.devices);
+        devices.devices.addIndex(DEVICE_NODE_INDEX, (d) => {
+          const n = deviceNodeName(d);
+          return n === undefined ? [] : [n];
+        });
+        devices.devices.addIndex(DEVICE_MODEL_INDEX, (d) => {
+          const k = deviceModelKey(d);
+          return k === undefined ? [] : [k];
+        });
+      }
+    } else this.devices = undefined;
+    this.#byResource = new Map(this.#all().map((inf) => [`${inf.ref.group}/${inf.ref.resource}`, inf]));
+  }
+
+  #all(): Informer[] {
+    return [
+      ...Object.values(this.informers),
+      ...(this.devices === undefined ? [] : Object.values(this.devices)),
+    ];
   }
 
   /** Resolves when every informer the graph reads has listed once. */
   async synced(): Promise<void> {
-    await Promise.all(Object.values(this.informers).map((i) => i.hasSynced()));
+    await Promise.all(this.#all().map((i) => i.hasSynced()));
+  }
+
+  /** Devices bound to `node` (empty without devices). */
+  devicesOn(node: string): KubeObject[] {
+    return this.devices?.devices.byIndex(DEVICE_NODE_INDEX, node) ?? [];
+  }
+
+  /** Devices that reference the DeviceModel with this key. */
+  devicesReferencing(modelKey: SyncKey): KubeObject[] {
+    return this.devices?.devices.byIndex(DEVICE_MODEL_INDEX, modelKey) ?? [];
   }
 
   /** Highest revision any of the graph's informers reflects. */
   revision(): number {
     let max = 0;
-    for (const inf of Object.values(this.informers)) {
+    for (const inf of this.#all()) {
       const n = Number(inf.resourceVersion);
       if (Number.isSafeInteger(n) && n > max) max = n;
     }

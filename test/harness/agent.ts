@@ -8,6 +8,8 @@ export interface AgentProcess {
   readonly dataDir: string;
   /** The local API URL the agent printed (undefined when off). */
   readonly localApi: string | undefined;
+  /** The MQTT broker URL the agent serves twins on (undefined when off). */
+  readonly mqtt: string | undefined;
   /** Log lines the agent printed so far (parsed JSON). */
   readonly logs: Array<Record<string, unknown>>;
   /** Resolves with the first log line (present or future) matching the predicate. */
@@ -36,6 +38,10 @@ export async function startAgentProcess(options: {
     '--local-api',
     '127.0.0.1:0',
     ...(options.token === undefined ? [] : ['--token', options.token]),
+    // A free port for the embedded MQTT broker unless the test chooses (several agents run at once).
+    ...((options.extraArgs ?? []).some((a) => a.startsWith('--mqtt-'))
+      ? []
+      : ['--mqtt-listen', '127.0.0.1:0']),
     ...(options.extraArgs ?? []),
   ];
   const child = spawn(process.execPath, args, {
@@ -80,6 +86,7 @@ export async function startAgentProcess(options: {
     child,
     dataDir: options.dataDir,
     localApi: typeof ready['localApi'] === 'string' ? ready['localApi'] : undefined,
+    mqtt: typeof ready['mqtt'] === 'string' ? ready['mqtt'] : undefined,
     logs,
     waitForLog,
     async stop() {
