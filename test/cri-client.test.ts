@@ -11,6 +11,8 @@ import {
   nanosToRfc3339,
   type PodSandboxConfig,
 } from '../src/agent/cri/client.ts';
+import { CriRuntime } from '../src/agent/cri/runtime.ts';
+import { silentLogger } from '../src/lib/log.ts';
 import {
   BUSYBOX_IMAGE,
   type Containerd,
@@ -20,6 +22,22 @@ import {
 } from './harness/containerd.ts';
 
 const opts = containerdTestOptions();
+
+describe('CriRuntime.connect', () => {
+  it('fails with a clear error when no runtime answers at the endpoint', async () => {
+    await assert.rejects(
+      CriRuntime.connect({
+        endpoint: 'unix:///nonexistent/containerd.sock',
+        dataDir: '/nonexistent',
+        logger: silentLogger(),
+      }),
+      (err: Error) => {
+        assert.match(err.message, /no container runtime answers at unix:\/\/\/nonexistent\/containerd\.sock/);
+        return true;
+      },
+    );
+  });
+});
 
 describe('CriClient against a real containerd', opts, () => {
   let containerd: Containerd;

@@ -292,12 +292,17 @@ export class CriClient {
 
   /** RuntimeReady / NetworkReady conditions. */
   async status(): Promise<RuntimeCondition[]> {
-    const r = await this.#call<{ status: { conditions: RuntimeCondition[] } | null }>(
+    return (await this.statusInfo(false)).conditions;
+  }
+
+  /** The conditions and, with `verbose`, the runtime's own info (containerd: its CRI config as JSON under `config`). */
+  async statusInfo(verbose = true): Promise<{ conditions: RuntimeCondition[]; info: KV }> {
+    const r = await this.#call<{ status: { conditions: RuntimeCondition[] } | null; info: KV }>(
       this.#runtime,
       'Status',
-      {},
+      { verbose },
     );
-    return r.status?.conditions ?? [];
+    return { conditions: r.status?.conditions ?? [], info: r.info };
   }
 
   async runPodSandbox(config: PodSandboxConfig, runtimeHandler = ''): Promise<string> {
