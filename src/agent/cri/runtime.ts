@@ -11,6 +11,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/meta.ts';
+import { KedgeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type {
   ContainerState,
@@ -753,25 +754,30 @@ export class CriRuntime implements PodRuntime {
       }
     } catch (err) {
       if (err instanceof PodConfigError) return fail(err.reason, err.message);
+      // Any other value the spec holds that cannot be used (a quantity that does not parse, ...).
+      if (err instanceof KedgeError) return fail('CreateContainerConfigError', err.message);
       throw err;
     }
     // Keep the newest earlier attempt (it is lastState and `kubectl logs --previous`); older ones go.
     for (const old of (older ?? []).slice(1)) await this.#removeContainer(ref, old);
+    let config: ReturnType<typeof containerConfig>;
+    try {
+      config = containerConfig(pod, c, {
+        attempt,
+        env,
+        mounts,
+        image: String(c['image'] ?? ''),
+        init,
+        memoryCapacity: totalmem(),
+      });
+    } catch (err) {
+      if (err instanceof KedgeError) return fail('CreateContainerConfigError', err.message);
+      throw err;
+    }
     let id: string;
     try {
       await mkdir(join(this.#logDir(ref), name), { recursive: true, mode: 0o755 });
-      id = await this.client.createContainer(
-        t.sandbox.id,
-        containerConfig(pod, c, {
-          attempt,
-          env,
-          mounts,
-          image: String(c['image'] ?? ''),
-          init,
-          memoryCapacity: totalmem(),
-        }),
-        t.sbConfig,
-      );
+      id = await this.client.createContainer(t.sandbox.id, config, t.sbConfig);
     } catch (err) {
       return fail('CreateContainerError', errorMessage(err));
     }
@@ -952,6 +958,36 @@ export class CriRuntime implements PodRuntime {
     const wake = this.#wakes.get(uid);
     if (wake !== undefined) clearTimeout(wake);
     this.#wakes.delete(uid);
+  }
+
+  // ---- for logs and exec ----
+
+  /**
+   * A container of a pod by name: the current run, or with `previous` the run before it (what
+   * `kubectl logs --previous` reads). `logPath` is the absolute path of its CRI log file.
+   */
+  async findContainer(
+    pod: PodRef,
+    container: string,
+    previous = false,
+  ): Promise<
+    | { readonly id: string; readonly logPath: string; readonly running: boolean; readonly attempt: number }
+    | undefined
+  > {
+    const sandboxes = await this.#sandboxesOf(pod.uid);
+    for (const s of sandboxes) {
+      const attempts = (await this.#attempts(s.id)).get(container);
+      const found = attempts?.[previous ? 1 : 0];
+      if (found !== undefined) {
+        return {
+          id: found.id,
+          logPath: found.logPath,
+          running: isRunning(found),
+          attempt: found.metadata?.attempt ?? 0,
+        };
+      }
+    }
+    return undefined;
   }
 
   // ---- status and list ----
