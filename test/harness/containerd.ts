@@ -26,6 +26,8 @@ export interface Containerd {
   readonly dir: string;
   /** The CNI config dir containerd reads (empty at start: the runtime writes its default). */
   readonly cniConfDir: string;
+  /** containerd's process id. */
+  readonly pid: number;
   /** Runs `ctr -a SOCK -n k8s.io ARGS`. */
   ctr(args: readonly string[]): Promise<string>;
   /** Log lines containerd wrote so far (stderr). */
@@ -225,5 +227,14 @@ export async function startContainerd(options: { cniConfDir?: string } = {}): Pr
     await stop();
     throw err;
   }
-  return { endpoint: `unix://${socket}`, socket, dir, cniConfDir, ctr, logs: () => stderr, stop };
+  return {
+    endpoint: `unix://${socket}`,
+    socket,
+    dir,
+    cniConfDir,
+    pid: child.pid ?? 0,
+    ctr,
+    logs: () => stderr,
+    stop,
+  };
 }
