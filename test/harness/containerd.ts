@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CriClient } from '../../src/agent/cri/client.ts';
 
 const run = promisify(execFile);
 
@@ -195,7 +196,18 @@ export async function startContainerd(options: { cniConfDir?: string } = {}): Pr
     return r.stdout;
   };
   const stop = async (): Promise<void> => {
-    // Kill what this containerd runs (shims outlive containerd), then containerd, then the files.
+    // Stop the pod sandboxes through the CRI first, so CNI releases their IPs and iptables rules; then
+    // kill whatever still runs (shims outlive containerd), then containerd, then the files.
+    const cri = new CriClient({ endpoint: `unix://${socket}`, timeoutMs: 15_000 });
+    try {
+      for (const s of await cri.listPodSandbox()) {
+        await cri.stopPodSandbox(s.id).catch(() => undefined);
+        await cri.removePodSandbox(s.id).catch(() => undefined);
+      }
+    } catch {
+    } finally {
+      cri.close();
+    }
     try {
       const ids = (await ctr(['tasks', 'ls', '-q'])).split('\n').filter((l) => l !== '');
       await Promise.all(ids.map((id) => ctr(['tasks', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined)));
