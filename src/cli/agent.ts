@@ -16,6 +16,7 @@ import { Outbox } from '../agent/outbox.ts';
 import { PodManager } from '../agent/pods.ts';
 import type { PodRuntime } from '../agent/runtime.ts';
 import { Session } from '../agent/session.ts';
+import { AgentStreams } from '../agent/streams.ts';
 import { labelValueErrors, qualifiedNameErrors } from '../api/selectors.ts';
 import { KedgeError } from '../lib/errors.ts';
 import { createRootLogger, type Logger } from '../lib/log.ts';
@@ -44,6 +45,8 @@ export interface AgentOptions {
   /** Host IP reported in node and pod status (default: first non-internal IPv4). */
   readonly hostIP?: string;
   readonly logger: Logger;
+  /** A runtime object instead of `runtime` (tests: a test double that serves logs and exec). */
+  readonly runtimeInstance?: PodRuntime;
 }
 
 export interface ResolvedAgentOptions {
@@ -104,7 +107,9 @@ export function checkServerAndToken(
 }
 
 /** Checks every option once and reports all problems together. */
-export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): ResolvedAgentOptions {
+export function resolveAgentOptions(
+  options: Omit<AgentOptions, 'logger' | 'runtimeInstance'>,
+): ResolvedAgentOptions {
   const env = process.env;
   const errors: string[] = [];
   const { server, token } = checkServerAndToken(options, errors);
@@ -172,7 +177,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const store = new LocalStore(join(o.dataDir, 'agent.db'));
   const outbox = new Outbox(store, { onEventsDropped: (n) => metrics.droppedEvents.inc(n) });
   metrics.sources.outboxDepth = () => outbox.depth();
-  const runtime: PodRuntime = new FakeRuntime({ logger: log.child({ component: 'runtime' }) });
+  const runtime: PodRuntime =
+    options.runtimeInstance ?? new FakeRuntime({ logger: log.child({ component: 'runtime' }) });
   const pods = new PodManager({
     nodeName: o.nodeName,
     hostIP: o.hostIP,
@@ -219,6 +225,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     logger: log.child({ component: 'session' }),
     metrics,
     agentVersion: AGENT_VERSION,
+    // kubectl logs / exec / cp of this node's pods, carried over the hub session.
+    streams: new AgentStreams({
+      nodeName: o.nodeName,
+      store,
+      runtime,
+      logger: log.child({ component: 'streams' }),
+    }),
   });
   keeper.start();
   session.start();

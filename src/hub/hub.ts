@@ -11,11 +11,12 @@ import type { Duplex } from 'node:stream';
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import type { KubeObject } from '../api/meta.ts';
+import type { PodStreamer } from '../api/pod-streams.ts';
 import { isApiError } from '../api/status-error.ts';
 import type { InformerFactory } from '../client/informer.ts';
 import { type Cluster, type ResourceRef, Resources } from '../client/types.ts';
 import type { Logger } from '../lib/log.ts';
-import { decodeAgentMessage, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
+import { decodeAgentMessage, decodeStreamFrame, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
 import {
   type AgentMessage,
   type Hello,
@@ -32,6 +33,7 @@ import { type NodeIdentity, nodeIdentity } from './identity.ts';
 import type { NodeRegistry } from './node-registry.ts';
 import { publicKeyFingerprint } from './node-registry.ts';
 import { keyOf, NodeGraph, nodeKey, podNodeName, podReferences, revisionOf, SYNCED } from './relevance.ts';
+import { podStreamer, Tunnel, TunnelViolation } from './tunnel.ts';
 
 export interface HubOptions {
   readonly cluster: Cluster;
@@ -127,6 +129,8 @@ export class Hub {
   readonly #statusSeq = new Map<string, number>();
   readonly #background = new Set<Promise<void>>();
   readonly #metrics: Metrics | undefined;
+  /** kubectl logs / exec / cp of pods, carried over the sessions of their nodes. */
+  readonly streams: PodStreamer;
   #closed = false;
 
   constructor(options: HubOptions) {
@@ -139,6 +143,10 @@ export class Hub {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
     this.#metrics = options.metrics === undefined ? undefined : this.#registerMetrics(options.metrics);
     this.#watchGraph();
+    this.streams = podStreamer((node) => {
+      const s = this.#sessions.get(node);
+      return s?.closed === false ? s.tunnel : undefined;
+    });
   }
 
   /** Nodes with a live session. */
@@ -567,6 +575,7 @@ class Session {
   /** Pods of this node and the keys each references. */
   readonly #pods = new Map<SyncKey, readonly SyncKey[]>();
   readonly #refCount = new Map<SyncKey, number>();
+  readonly tunnel: Tunnel;
   #state: 'hello' | 'registering' | 'live' | 'closed' = 'hello';
   #nextSeq = 1;
   #lastAcked = 0;
@@ -582,6 +591,18 @@ class Session {
     this.node = node;
     this.#o = o;
     this.#log = log;
+    this.tunnel = new Tunnel(
+      {
+        node,
+        sendText: (text) => this.#send(text),
+        sendBinary: (frame) => {
+          if (this.#ws.readyState !== this.#ws.OPEN) return;
+          this.#hub.countBytes(this.node, 'sent', frame.byteLength);
+          this.#ws.send(frame, { binary: true });
+        },
+      },
+      log,
+    );
   }
 
   get closed(): boolean {
@@ -618,6 +639,7 @@ class Session {
     this.#state = 'closed';
     clearTimeout(this.#timer);
     this.#hub.unregister(this);
+    this.tunnel.close('disconnected from the hub');
   }
 
   #send(text: string): void {
@@ -632,10 +654,21 @@ class Session {
     this.#hub.countBytes(this.node, 'received', buf.byteLength);
     let msg: AgentMessage;
     try {
-      if (isBinary) throw new SessionError('bad-frame', 'Frames must be text (one JSON message each)');
+      if (isBinary) {
+        if (this.#state !== 'live')
+          throw new SessionError('bad-frame', 'A stream frame before the session is live');
+        this.#timer?.refresh();
+        this.tunnel.onFrame(decodeStreamFrame(buf, 'agent'));
+        return;
+      }
       msg = decodeAgentMessage(buf);
     } catch (err) {
-      const code = err instanceof SessionError ? err.code : protocolCodeOf(err);
+      const code =
+        err instanceof SessionError
+          ? err.code
+          : err instanceof TunnelViolation
+            ? 'bad-frame'
+            : protocolCodeOf(err);
       this.fail(code, err instanceof Error ? err.message : String(err));
       return;
     }
@@ -692,6 +725,15 @@ class Session {
         return;
       case 'status':
         this.#status(msg);
+        return;
+      case 'stream-window':
+      case 'stream-close':
+        try {
+          this.tunnel.onMessage(msg);
+        } catch (err) {
+          if (err instanceof TunnelViolation) throw new SessionError('bad-frame', err.message);
+          throw err;
+        }
         return;
     }
   }

@@ -27,6 +27,7 @@ export const ErrorCodes = {
   KEDGE_AGENT_JOIN_FAILED: 'The node could not join the cluster',
   KEDGE_AGENT_CA_MISMATCH: 'The server CA does not match the hash in the join token',
   KEDGE_AGENT_RUNTIME: 'The pod runtime failed',
+  KEDGE_AGENT_STREAM: 'A log or exec stream of a pod cannot be served (context.reason says why)',
   KEDGE_WORKLOAD_INVALID: 'A workload spec holds a value its controller cannot use',
 } as const;
 
