@@ -98,16 +98,25 @@ describe('edge autonomy', () => {
     assert.equal(await second.stop(), 0);
   });
 
-  it('refuses cri and mqtt flags with a clear error', async () => {
+  it('refuses a bad runtime, a CRI endpoint that is no unix socket and mqtt flags with a clear error', async () => {
     await assert.rejects(
       startAgentProcess({
         server: 'https://127.0.0.1:1',
         dataDir: join(dir, 'bad'),
         nodeName: 'edge-2',
-        extraArgs: ['--runtime', 'cri', '--mqtt-listen', '127.0.0.1:1883'],
+        extraArgs: [
+          '--runtime',
+          'docker',
+          '--cri-endpoint',
+          'tcp://10.0.0.1:1',
+          '--mqtt-listen',
+          '127.0.0.1:1883',
+        ],
       }),
       (err: Error) =>
-        /--runtime cri is not available yet/.test(err.message) && /--mqtt-listen/.test(err.message),
+        /--runtime "docker" must be fake or cri/.test(err.message) &&
+        /--cri-endpoint "tcp:\/\/10\.0\.0\.1:1" must be a unix socket/.test(err.message) &&
+        /--mqtt-listen/.test(err.message),
     );
   });
 });

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { Logger } from '../lib/log.ts';
-import type { PodRef, PodRuntime, RuntimeContainer, RuntimePod } from './runtime.ts';
+import type { PodContext, PodRef, PodRuntime, RuntimeContainer, RuntimePod } from './runtime.ts';
 
 function rfc3339(d: Date): string {
   return d.toISOString().replace(/\.\d{3}Z$/, 'Z');
@@ -33,7 +33,7 @@ export class FakeRuntime implements PodRuntime {
     );
   }
 
-  async start(pod: KubeObject): Promise<RuntimePod> {
+  async sync(pod: KubeObject, _context?: PodContext): Promise<RuntimePod> {
     const uid = pod.metadata.uid ?? '';
     const existing = this.#pods.get(uid);
     if (existing !== undefined) return existing;

@@ -8,7 +8,7 @@ import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { Logger } from '../lib/log.ts';
 import type { LocalChange, LocalStore } from './local-store.ts';
 import type { Outbox } from './outbox.ts';
-import type { PodRuntime, RuntimePod } from './runtime.ts';
+import type { PodContext, PodRuntime, RuntimeContainer, RuntimePod } from './runtime.ts';
 
 export interface PodManagerOptions {
   readonly nodeName: string;
@@ -42,14 +42,51 @@ function objectPart(value: unknown): Record<string, unknown> {
   return isPlainObject(value) ? value : {};
 }
 
-function phaseOf(pod: RuntimePod): 'Pending' | 'Running' | 'Succeeded' | 'Failed' {
-  const states = pod.containers.map((c) => c.state);
-  if (states.length === 0) return 'Pending';
-  if (states.some((s) => 'waiting' in s)) return 'Pending';
-  if (states.every((s) => 'terminated' in s)) {
-    return states.every((s) => 'terminated' in s && s.terminated.exitCode === 0) ? 'Succeeded' : 'Failed';
+type Phase = 'Pending' | 'Running' | 'Succeeded' | 'Failed';
+
+/** The pod phase the way the kubelet computes it from its container states and restart policy. */
+export function phaseOf(pod: RuntimePod, restartPolicy: string): Phase {
+  const init = pod.initContainers ?? [];
+  if (pod.initialized === false) {
+    // An init container that failed and will not be restarted fails the pod.
+    const failed = init.some(
+      (c) => 'terminated' in c.state && c.state.terminated.exitCode !== 0 && restartPolicy === 'Never',
+    );
+    return failed ? 'Failed' : 'Pending';
   }
+  if (pod.containers.length === 0) return 'Pending';
+  let running = 0;
+  let waiting = 0;
+  let stopped = 0;
+  let succeeded = 0;
+  for (const c of pod.containers) {
+    if ('running' in c.state) running++;
+    else if ('terminated' in c.state) {
+      stopped++;
+      if (c.state.terminated.exitCode === 0) succeeded++;
+    } else if (c.lastState !== undefined && 'terminated' in c.lastState) stopped++;
+    else waiting++;
+  }
+  if (waiting > 0) return 'Pending';
+  if (running > 0) return 'Running';
+  if (restartPolicy === 'Always') return 'Running';
+  if (stopped === succeeded) return 'Succeeded';
+  if (restartPolicy === 'Never') return 'Failed';
   return 'Running';
+}
+
+function containerStatus(c: RuntimeContainer): Record<string, unknown> {
+  return {
+    name: c.name,
+    image: c.image,
+    imageID: c.imageID,
+    ...(c.containerID === '' ? {} : { containerID: c.containerID }),
+    ready: c.ready,
+    started: c.started,
+    restartCount: c.restartCount,
+    state: c.state,
+    lastState: c.lastState ?? {},
+  };
 }
 
 /**
@@ -63,6 +100,8 @@ export function buildPodStatus(
   now: Date,
 ): Record<string, unknown> {
   const prev = objectPart(pod['status']);
+  const spec = objectPart(pod['spec']);
+  const restartPolicy = typeof spec['restartPolicy'] === 'string' ? spec['restartPolicy'] : 'Always';
   const prevConditions = (Array.isArray(prev['conditions']) ? prev['conditions'] : []).filter(isPlainObject);
   const at = rfc3339(now);
   const condition = (type: string, ok: boolean, reason?: string): Condition => {
@@ -74,36 +113,42 @@ export function buildPodStatus(
         : at;
     return { type, status, lastTransitionTime: since, ...(ok || reason === undefined ? {} : { reason }) };
   };
-  const allReady = running.containers.length > 0 && running.containers.every((c) => c.ready);
+  const phase = phaseOf(running, restartPolicy);
+  const initialized = running.initialized !== false;
+  const allReady = initialized && running.containers.length > 0 && running.containers.every((c) => c.ready);
+  // A pod that finished is not ready, whatever its containers said last.
+  const ready = allReady && phase !== 'Succeeded' && phase !== 'Failed';
+  const notReadyReason = phase === 'Succeeded' || phase === 'Failed' ? 'PodCompleted' : 'ContainersNotReady';
   const status: Record<string, unknown> = {
-    phase: phaseOf(running),
+    phase,
     conditions: [
-      condition('PodReadyToStartContainers', true),
-      condition('Initialized', true),
-      condition('Ready', allReady, 'ContainersNotReady'),
-      condition('ContainersReady', allReady, 'ContainersNotReady'),
+      condition('PodReadyToStartContainers', running.sandboxReady !== false),
+      condition('Initialized', initialized, 'ContainersNotInitialized'),
+      condition('Ready', ready, notReadyReason),
+      condition('ContainersReady', ready, notReadyReason),
       condition('PodScheduled', true),
     ],
     hostIP,
     hostIPs: [{ ip: hostIP }],
     startTime: typeof prev['startTime'] === 'string' ? prev['startTime'] : running.startedAt,
-    containerStatuses: running.containers.map((c) => ({
-      name: c.name,
-      image: c.image,
-      imageID: c.imageID,
-      containerID: c.containerID,
-      ready: c.ready,
-      started: c.started,
-      restartCount: c.restartCount,
-      state: c.state,
-    })),
+    containerStatuses: running.containers.map(containerStatus),
     qosClass: typeof prev['qosClass'] === 'string' ? prev['qosClass'] : 'BestEffort',
   };
+  if (running.initContainers !== undefined && running.initContainers.length > 0) {
+    status['initContainerStatuses'] = running.initContainers.map(containerStatus);
+  }
   if (running.podIP !== undefined) {
     status['podIP'] = running.podIP;
     status['podIPs'] = [{ ip: running.podIP }];
   }
   return status;
+}
+
+/** The grace period to stop a pod with: deletionGracePeriodSeconds, else terminationGracePeriodSeconds, else 30. */
+function graceOf(pod: KubeObject): number {
+  const g =
+    pod.metadata.deletionGracePeriodSeconds ?? objectPart(pod['spec'])['terminationGracePeriodSeconds'];
+  return typeof g === 'number' && g >= 0 ? g : 30;
 }
 
 /** Stable JSON (sorted keys) for change detection. */
@@ -122,20 +167,33 @@ export class PodManager {
   readonly #reported = new Map<string, string>();
   /** uids reported as deleted (so a pod is reported once per agent run). */
   readonly #deleted = new Set<string>();
+  /** Grace periods of pods deleted from the store, until their sync stops them. */
+  readonly #goneGrace = new Map<string, number>();
+  /** uids synced in this agent run (logged once as started). */
+  readonly #started = new Set<string>();
   #idle = Promise.withResolvers<void>();
   #timer: NodeJS.Timeout | undefined;
   #off: (() => void) | undefined;
+  #offRuntime: (() => void) | undefined;
   #stopped = false;
+  readonly #context: PodContext;
 
   constructor(options: PodManagerOptions) {
     this.#o = options;
     this.#log = options.logger;
     this.#idle.resolve();
+    const store = options.store;
+    this.#context = {
+      nodeName: options.nodeName,
+      hostIP: options.hostIP,
+      lookup: (plural, namespace, name) => store.get(`core/${plural}/${namespace}/${name}`)?.object,
+    };
   }
 
   /** Subscribes to local changes and runs a first full sync; resolves when that pass is done. */
   async start(): Promise<void> {
     this.#off = this.#o.store.onChange((changes) => this.#onChanges(changes));
+    this.#offRuntime = this.#o.runtime.watch?.((p) => this.#add(`${p.namespace}/${p.name}`));
     await this.resync();
     this.#timer = setInterval(() => {
       this.resync().catch((err: unknown) => this.#log.error({ err }, 'pod resync failed'));
@@ -160,6 +218,7 @@ export class PodManager {
     this.#stopped = true;
     clearInterval(this.#timer);
     this.#off?.();
+    this.#offRuntime?.();
     this.#queue.clear();
     await this.idle();
   }
@@ -168,6 +227,8 @@ export class PodManager {
     for (const c of changes) {
       if (!c.key.startsWith(POD_PREFIX)) continue;
       const [ns, name] = c.key.slice(POD_PREFIX.length).split('/');
+      // A pod deleted outright still gets the grace period its spec asked for.
+      if (c.type === 'delete') this.#goneGrace.set(`${ns}/${name}`, graceOf(c.prev));
       this.#add(`${ns}/${name}`);
     }
   }
@@ -204,15 +265,15 @@ export class PodManager {
     const spec = objectPart(local?.['spec']);
     const desired = local !== undefined && spec['nodeName'] === this.#o.nodeName ? local : undefined;
     const uid = desired?.metadata.uid ?? '';
-    const grace = Number(
-      desired?.metadata.deletionGracePeriodSeconds ?? spec['terminationGracePeriodSeconds'] ?? 30,
-    );
+    const grace = desired === undefined ? (this.#goneGrace.get(key) ?? 30) : graceOf(desired);
+    this.#goneGrace.delete(key);
 
     for (const p of await this.#o.runtime.list()) {
       if (p.namespace !== namespace || p.name !== name || p.uid === uid) continue;
       this.#log.info({ pod: key, uid: p.uid }, 'stopping a pod that should not run here');
       await this.#o.runtime.stop(p, grace);
       this.#reported.delete(p.uid);
+      this.#started.delete(p.uid);
     }
     if (desired === undefined) return;
 
@@ -228,11 +289,13 @@ export class PodManager {
     }
 
     const prevPhase = objectPart(desired['status'])['phase'];
-    let running = await this.#o.runtime.status(uid);
-    if (running === undefined) {
-      // A pod that finished stays finished (restartPolicy is the runtime's business while it runs).
-      if (prevPhase === 'Succeeded' || prevPhase === 'Failed') return;
-      running = await this.#o.runtime.start(desired);
+    if (prevPhase === 'Succeeded' || prevPhase === 'Failed') {
+      // A pod that finished stays finished, even when its sandbox is gone.
+      if ((await this.#o.runtime.status(uid)) === undefined) return;
+    }
+    const running = await this.#o.runtime.sync(desired, this.#context);
+    if (!this.#started.has(uid)) {
+      this.#started.add(uid);
       this.#log.info({ pod: key, podIP: running.podIP }, 'pod started');
     }
     const status = buildPodStatus(desired, running, this.#o.hostIP, this.#o.now?.() ?? new Date());

@@ -1,9 +1,10 @@
 /**
- * The seam between the pod manager and whatever runs containers. Today: the `fake` runtime (marks pods
- * running, runs nothing). Later: CRI (containerd) behind the same interface. Designed like the kubelet's
- * view of a runtime: the pod manager owns desired state and calls start/stop; the runtime reports what
- * actually runs, keyed by pod uid, and must be idempotent (start of a running uid returns its state; stop
- * of an unknown uid is a no-op), because the pod manager retries after crashes and restarts.
+ * The seam between the pod manager and whatever runs containers: the `fake` runtime (marks pods running,
+ * runs nothing) and CRI (containerd, CRI-O) behind the same interface. Designed like the kubelet's view of
+ * a runtime: the pod manager owns desired state and calls sync/stop; the runtime brings a pod to its spec
+ * (sandbox, init containers, containers, restarts, probes) and reports what actually runs, keyed by pod
+ * uid. Both calls are idempotent (sync of a running pod changes nothing; stop of an unknown uid is a
+ * no-op), because the pod manager retries after crashes and restarts.
  */
 import type { KubeObject } from '../api/meta.ts';
 import type { ExecIO, ExecOptions, LogOptions } from '../api/pod-streams.ts';
@@ -15,8 +16,10 @@ export type ContainerState =
       readonly terminated: {
         readonly exitCode: number;
         readonly reason: string;
+        readonly message?: string;
         readonly startedAt?: string;
         readonly finishedAt: string;
+        readonly containerID?: string;
       };
     };
 
@@ -25,11 +28,14 @@ export interface RuntimeContainer {
   readonly name: string;
   readonly image: string;
   readonly imageID: string;
+  /** `containerd://ID`; '' while no container was created yet. */
   readonly containerID: string;
   readonly ready: boolean;
   readonly started: boolean;
   readonly restartCount: number;
   readonly state: ContainerState;
+  /** The previous run of this container (the terminated state before the last restart). */
+  readonly lastState?: ContainerState;
 }
 
 /** A pod sandbox and its containers as the runtime sees them. */
@@ -40,8 +46,14 @@ export interface RuntimePod {
   readonly podIP: string | undefined;
   /** RFC 3339 time the sandbox started. */
   readonly startedAt: string;
-  /** Containers in spec order (init containers are not listed once done). */
+  /** App containers in spec order. */
   readonly containers: readonly RuntimeContainer[];
+  /** Init containers in spec order (absent: the runtime does not run them; fake). */
+  readonly initContainers?: readonly RuntimeContainer[];
+  /** Every init container finished successfully (absent: true). */
+  readonly initialized?: boolean;
+  /** The sandbox runs and has its network (absent: true). */
+  readonly sandboxReady?: boolean;
 }
 
 /** Which pod: enough to stop it even when the object is gone. */
@@ -51,17 +63,30 @@ export interface PodRef {
   readonly name: string;
 }
 
+/** What a runtime needs from the node to start a pod: the objects it references, from the local store. */
+export interface PodContext {
+  readonly nodeName: string;
+  readonly hostIP: string;
+  /** A ConfigMap or Secret of the pod's namespace, or undefined when the node does not hold it. */
+  lookup(plural: 'configmaps' | 'secrets', namespace: string, name: string): KubeObject | undefined;
+}
+
 export interface PodRuntime {
   /** Short name, e.g. 'fake' or 'cri'. */
   readonly name: string;
-  /** What Node.status.nodeInfo.containerRuntimeVersion shows, e.g. 'fake://0.1'. */
+  /** What Node.status.nodeInfo.containerRuntimeVersion shows, e.g. 'fake://0.1' or 'containerd://1.6.20'. */
   readonly version: string;
-  /** Starts the pod (sandbox and containers); idempotent per uid. */
-  start(pod: KubeObject): Promise<RuntimePod>;
+  /** Brings the pod to its spec (sandbox, containers, restarts) and returns what runs; idempotent per uid. */
+  sync(pod: KubeObject, context: PodContext): Promise<RuntimePod>;
   /** Stops and removes the pod; no-op for an unknown uid. */
   stop(pod: PodRef, gracePeriodSeconds: number): Promise<void>;
   status(uid: string): Promise<RuntimePod | undefined>;
   list(): Promise<RuntimePod[]>;
+  /**
+   * Hears pods whose state changed inside the runtime (a container exited, a probe flipped, a back-off
+   * ended): the pod manager syncs them again. Returns the unsubscribe function. Optional: fake has none.
+   */
+  watch?(listener: (pod: PodRef) => void): () => void;
   close(): Promise<void>;
 }
 

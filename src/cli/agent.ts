@@ -6,6 +6,8 @@
 import { hostname } from 'node:os';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
+import { CriRuntime } from '../agent/cri/runtime.ts';
+import { podEvent } from '../agent/events.ts';
 import { FakeRuntime } from '../agent/fake-runtime.ts';
 import { CertificateKeeper, loadOrJoin, nodeNameError } from '../agent/join.ts';
 import { LocalApi } from '../agent/local-api.ts';
@@ -35,8 +37,9 @@ export interface AgentOptions {
   readonly dataDir?: string;
   /** `k=v,k2=v2`: labels of the Node the server creates on first join. */
   readonly nodeLabels?: string;
-  /** 'fake' (default for now) or 'cri' (not available yet). */
+  /** 'cri' (containerd or CRI-O) or 'fake' (the default for now: runs nothing). */
   readonly runtime?: string;
+  /** The CRI socket (env KEDGE_CRI_ENDPOINT); default unix:///run/containerd/containerd.sock. */
   readonly criEndpoint?: string;
   /** HOST:PORT of the node-local read-only API; '' or 'off' turns it off. Default 127.0.0.1:10550. */
   readonly localApi?: string;
@@ -55,7 +58,8 @@ export interface ResolvedAgentOptions {
   readonly nodeName: string;
   readonly dataDir: string;
   readonly labels: Readonly<Record<string, string>>;
-  readonly runtime: 'fake';
+  readonly runtime: 'fake' | 'cri';
+  readonly criEndpoint: string;
   readonly localApi: { readonly host: string; readonly port: number } | undefined;
   readonly hostIP: string;
 }
@@ -116,10 +120,14 @@ export function resolveAgentOptions(
   const nodeName = options.nodeName ?? env['KEDGE_NODE_NAME'] ?? hostname().toLowerCase();
   const nameErr = nodeNameError(nodeName);
   if (nameErr !== undefined) errors.push(`--node-name: ${nameErr}`);
-  const runtime = options.runtime ?? 'fake';
-  if (runtime === 'cri') {
-    errors.push('--runtime cri is not available yet (it comes with the CRI issue); use --runtime fake');
-  } else if (runtime !== 'fake') errors.push(`--runtime ${JSON.stringify(runtime)} must be fake or cri`);
+  const runtime = options.runtime ?? env['KEDGE_RUNTIME'] ?? 'fake';
+  if (runtime !== 'fake' && runtime !== 'cri')
+    errors.push(`--runtime ${JSON.stringify(runtime)} must be fake or cri`);
+  const criEndpoint =
+    options.criEndpoint ?? env['KEDGE_CRI_ENDPOINT'] ?? 'unix:///run/containerd/containerd.sock';
+  if (!/^(unix:\/\/)?\//.test(criEndpoint) && !criEndpoint.startsWith('unix:/')) {
+    errors.push(`--cri-endpoint ${JSON.stringify(criEndpoint)} must be a unix socket (unix:///path)`);
+  }
   if (options.mqttListen !== undefined || options.mqttBroker !== undefined) {
     errors.push('--mqtt-listen and --mqtt-broker are not available yet (devices come in a later issue)');
   }
@@ -142,7 +150,8 @@ export function resolveAgentOptions(
     nodeName,
     dataDir: resolve(options.dataDir ?? env['KEDGE_AGENT_DATA_DIR'] ?? '.kedge/agent'),
     labels,
-    runtime: 'fake',
+    runtime: runtime === 'cri' ? 'cri' : 'fake',
+    criEndpoint,
     localApi,
     hostIP: options.hostIP ?? defaultHostIP(),
   };
@@ -177,8 +186,22 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   const store = new LocalStore(join(o.dataDir, 'agent.db'));
   const outbox = new Outbox(store, { onEventsDropped: (n) => metrics.droppedEvents.inc(n) });
   metrics.sources.outboxDepth = () => outbox.depth();
+  const runtimeLog = log.child({ component: 'runtime' });
   const runtime: PodRuntime =
-    options.runtimeInstance ?? new FakeRuntime({ logger: log.child({ component: 'runtime' }) });
+    options.runtimeInstance ??
+    (o.runtime === 'cri'
+      ? await CriRuntime.connect({
+          endpoint: o.criEndpoint,
+          dataDir: o.dataDir,
+          logger: runtimeLog,
+          recordEvent: (pod, type, reason, message, fieldPath) =>
+            outbox.enqueue({
+              kind: 'Event',
+              namespace: pod.namespace,
+              event: podEvent(o.nodeName, pod, type, reason, message, fieldPath),
+            }),
+        })
+      : new FakeRuntime({ logger: runtimeLog }));
   const pods = new PodManager({
     nodeName: o.nodeName,
     hostIP: o.hostIP,
