@@ -7,9 +7,11 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { request } from 'node:https';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
+import WebSocket from 'ws';
 import { FakeRuntime } from '../src/agent/fake-runtime.ts';
 import type { ExecIO, ExecOptions, LogOptions, PodRef, StreamingRuntime } from '../src/agent/runtime.ts';
 import { type RunningAgent, startAgent } from '../src/cli/agent.ts';
@@ -250,5 +252,84 @@ describe('kubectl logs / exec / cp through the hub tunnel (test double runtime)'
     const goneExec = await kubectl(kc, ['exec', 'elsewhere', '--', 'true']);
     assert.notEqual(goneExec.code, 0);
     assert.match(goneExec.stderr, /node edge-gone is not connected to the hub/);
+  });
+
+  /** A raw request to the API with the given client certificate (the node's, or the admin's). */
+  async function raw(
+    path: string,
+    creds: { cert: string; key: string; ca: string },
+  ): Promise<{ status: number; body: string }> {
+    return new Promise((ok, fail) => {
+      const req = request(`${server.url}${path}`, { ...creds }, (res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => ok({ status: res.statusCode ?? 0, body }));
+      });
+      req.on('error', fail);
+      req.end();
+    });
+  }
+
+  it('a node may not read logs or exec, even in its own pods; bad queries are 400 Statuses', async () => {
+    const a = join(dir, 'agent');
+    const node = {
+      cert: await readFile(join(a, 'node.crt'), 'utf8'),
+      key: await readFile(join(a, 'node.key'), 'utf8'),
+      ca: await readFile(join(a, 'ca.crt'), 'utf8'),
+    };
+    const log = await raw('/api/v1/namespaces/default/pods/one/log', node);
+    assert.equal(log.status, 403, log.body);
+    assert.match(JSON.parse(log.body).message, /cannot get resource "pods\/log"/);
+    const ws = new WebSocket(
+      `${server.url.replace('https', 'wss')}/api/v1/namespaces/default/pods/one/exec?command=true&stdout=true`,
+      ['v5.channel.k8s.io'],
+      node,
+    );
+    const refused = await new Promise<number>((ok) =>
+      ws.on('unexpected-response', (_q, res) => ok(res.statusCode ?? 0)),
+    );
+    assert.equal(refused, 403);
+
+    const kubeconfig = await readFile(kc, 'utf8');
+    const field = (name: string) =>
+      Buffer.from(new RegExp(`${name}: (\\S+)`).exec(kubeconfig)?.[1] ?? '', 'base64').toString();
+    const admin = {
+      cert: field('client-certificate-data'),
+      key: field('client-key-data'),
+      ca: field('certificate-authority-data'),
+    };
+    for (const [query, message] of [
+      ['tailLines=-2', /tailLines must be a whole number >= 0/],
+      ['sinceSeconds=5&sinceTime=2026-01-01T00:00:00Z', /at most one of sinceTime or sinceSeconds/],
+      ['sinceTime=yesterday', /sinceTime must be an RFC 3339 time/],
+      ['follow=maybe', /follow must be true or false/],
+      ['limitBytes=0', /limitBytes must be a whole number >= 1/],
+    ] as const) {
+      const r = await raw(`/api/v1/namespaces/default/pods/one/log?${query}`, admin);
+      assert.equal(r.status, 400, `${query}: ${r.body}`);
+      assert.equal(JSON.parse(r.body).kind, 'Status');
+      assert.match(JSON.parse(r.body).message, message);
+    }
+    const plain = await raw('/api/v1/namespaces/default/pods/one/exec?command=true&stdout=true', admin);
+    assert.equal(plain.status, 400);
+    assert.match(JSON.parse(plain.body).message, /serves exec over WebSocket/);
+    const noCommand = new WebSocket(
+      `${server.url.replace('https', 'wss')}/api/v1/namespaces/default/pods/one/exec?stdout=true`,
+      ['v5.channel.k8s.io'],
+      admin,
+    );
+    const bad = await new Promise<{ code: number; body: string }>((ok) =>
+      noCommand.on('unexpected-response', (_q, res) => {
+        let body = '';
+        res.on('data', (d: Buffer) => {
+          body += d.toString();
+        });
+        res.on('end', () => ok({ code: res.statusCode ?? 0, body }));
+      }),
+    );
+    assert.equal(bad.code, 400);
+    assert.match(JSON.parse(bad.body).message, /at least one command/);
   });
 });
