@@ -9,7 +9,8 @@ import type { StatusItem } from '../protocol/messages.ts';
 import { FakeRuntime } from './fake-runtime.ts';
 import { LocalStore } from './local-store.ts';
 import { Outbox } from './outbox.ts';
-import { buildPodStatus, PodManager } from './pods.ts';
+import { buildPodStatus, PodManager, phaseOf } from './pods.ts';
+import type { RuntimeContainer, RuntimePod } from './runtime.ts';
 
 let dir: string;
 before(async () => {
@@ -189,5 +190,50 @@ describe('PodManager with the fake runtime', () => {
       new Date('2025-01-01T01:00:00Z'),
     );
     assert.deepEqual(later, first);
+  });
+});
+
+describe('phaseOf', () => {
+  const c = (state: RuntimeContainer['state'], lastState?: RuntimeContainer['state']): RuntimeContainer => ({
+    name: 'c',
+    image: 'i',
+    imageID: '',
+    containerID: '',
+    ready: false,
+    started: false,
+    restartCount: 0,
+    state,
+    ...(lastState === undefined ? {} : { lastState }),
+  });
+  const pod = (containers: RuntimeContainer[], extra: Partial<RuntimePod> = {}): RuntimePod => ({
+    uid: 'u',
+    namespace: 'n',
+    name: 'p',
+    podIP: undefined,
+    startedAt: '2026-01-01T00:00:00Z',
+    containers,
+    ...extra,
+  });
+  const ok = c({ terminated: { exitCode: 0, reason: 'Completed', finishedAt: 'x' } });
+  const bad = c({ terminated: { exitCode: 3, reason: 'Error', finishedAt: 'x' } });
+  const run = c({ running: { startedAt: 'x' } });
+  const backoff = c(
+    { waiting: { reason: 'CrashLoopBackOff' } },
+    { terminated: { exitCode: 3, reason: 'Error', finishedAt: 'x' } },
+  );
+  it('follows the restart policy like the kubelet', () => {
+    assert.equal(phaseOf(pod([run, ok]), 'Never'), 'Running');
+    assert.equal(phaseOf(pod([ok, ok]), 'Never'), 'Succeeded');
+    assert.equal(phaseOf(pod([ok, bad]), 'Never'), 'Failed');
+    assert.equal(phaseOf(pod([ok, bad]), 'Always'), 'Running');
+    assert.equal(phaseOf(pod([ok, ok]), 'OnFailure'), 'Succeeded');
+    assert.equal(
+      phaseOf(pod([backoff]), 'Always'),
+      'Running',
+      'a container in CrashLoopBackOff keeps the pod Running',
+    );
+    assert.equal(phaseOf(pod([c({ waiting: { reason: 'ContainerCreating' } })]), 'Always'), 'Pending');
+    assert.equal(phaseOf(pod([run], { initialized: false, initContainers: [bad] }), 'Never'), 'Failed');
+    assert.equal(phaseOf(pod([run], { initialized: false, initContainers: [bad] }), 'Always'), 'Pending');
   });
 });

@@ -8,7 +8,7 @@ import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { Logger } from '../lib/log.ts';
 import type { LocalChange, LocalStore } from './local-store.ts';
 import type { Outbox } from './outbox.ts';
-import type { PodContext, PodRuntime, RuntimeContainer, RuntimePod } from './runtime.ts';
+import type { PodContext, PodRef, PodRuntime, RuntimeContainer, RuntimePod } from './runtime.ts';
 
 export interface PodManagerOptions {
   readonly nodeName: string;
@@ -169,6 +169,8 @@ export class PodManager {
   readonly #deleted = new Set<string>();
   /** Grace periods of pods deleted from the store, until their sync stops them. */
   readonly #goneGrace = new Map<string, number>();
+  /** Pods the runtime may run, by namespace/name: from each resync's list and from every sync. */
+  readonly #running = new Map<string, Map<string, PodRef>>();
   /** uids synced in this agent run (logged once as started). */
   readonly #started = new Set<string>();
   #idle = Promise.withResolvers<void>();
@@ -205,7 +207,11 @@ export class PodManager {
   async resync(): Promise<void> {
     for (const o of this.#o.store.list(POD_PREFIX))
       this.#add(`${o.object.metadata.namespace}/${o.object.metadata.name}`);
-    for (const p of await this.#o.runtime.list()) this.#add(`${p.namespace}/${p.name}`);
+    for (const p of await this.#o.runtime.list()) {
+      const key = `${p.namespace}/${p.name}`;
+      this.#remember(key, p);
+      this.#add(key);
+    }
     await this.idle();
   }
 
@@ -221,6 +227,12 @@ export class PodManager {
     this.#offRuntime?.();
     this.#queue.clear();
     await this.idle();
+  }
+
+  #remember(key: string, pod: PodRef): void {
+    let uids = this.#running.get(key);
+    if (uids === undefined) this.#running.set(key, (uids = new Map()));
+    if (!uids.has(pod.uid)) uids.set(pod.uid, { uid: pod.uid, namespace: pod.namespace, name: pod.name });
   }
 
   #onChanges(changes: readonly LocalChange[]): void {
@@ -268,17 +280,24 @@ export class PodManager {
     const grace = desired === undefined ? (this.#goneGrace.get(key) ?? 30) : graceOf(desired);
     this.#goneGrace.delete(key);
 
-    for (const p of await this.#o.runtime.list()) {
-      if (p.namespace !== namespace || p.name !== name || p.uid === uid) continue;
+    // Pods under this name that are not the desired one (gone, or replaced by a new uid). Known from the
+    // last resync's runtime list and from this run's syncs: listing the runtime per pod costs O(pods²).
+    for (const p of [...(this.#running.get(key)?.values() ?? [])]) {
+      if (p.uid === uid) continue;
       this.#log.info({ pod: key, uid: p.uid }, 'stopping a pod that should not run here');
       await this.#o.runtime.stop(p, grace);
+      this.#running.get(key)?.delete(p.uid);
       this.#reported.delete(p.uid);
       this.#started.delete(p.uid);
     }
-    if (desired === undefined) return;
+    if (desired === undefined) {
+      this.#running.delete(key);
+      return;
+    }
 
     if (desired.metadata.deletionTimestamp !== undefined) {
       await this.#o.runtime.stop({ uid, namespace, name }, grace);
+      this.#running.get(key)?.delete(uid);
       this.#reported.delete(uid);
       if (!this.#deleted.has(uid)) {
         this.#deleted.add(uid);
@@ -293,6 +312,7 @@ export class PodManager {
       // A pod that finished stays finished, even when its sandbox is gone.
       if ((await this.#o.runtime.status(uid)) === undefined) return;
     }
+    this.#remember(key, { uid, namespace, name });
     const running = await this.#o.runtime.sync(desired, this.#context);
     if (!this.#started.has(uid)) {
       this.#started.add(uid);

@@ -23,8 +23,11 @@ export async function startAgentProcess(options: {
   nodeName: string;
   token?: string;
   extraArgs?: readonly string[];
+  /** Flags for node itself (V8 flags such as --max-semi-space-size). */
+  nodeArgs?: readonly string[];
 }): Promise<AgentProcess> {
   const args = [
+    ...(options.nodeArgs ?? []),
     MAIN,
     'agent',
     '--server',

@@ -11,6 +11,7 @@ import { mkdir, rm } from 'node:fs/promises';
 import { totalmem } from 'node:os';
 import { join } from 'node:path';
 import type { KubeObject } from '../../api/meta.ts';
+import { KedgeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type {
   ContainerState,
@@ -132,6 +133,17 @@ function terminatedOf(s: ContainerStatus): ContainerState {
   };
 }
 
+/** The pod has volumes whose files the agent writes (and rewrites when their objects change). */
+function hasFileVolumes(pod: KubeObject): boolean {
+  return arr(obj(pod['spec'])['volumes']).some(
+    (v) =>
+      v['configMap'] !== undefined ||
+      v['secret'] !== undefined ||
+      v['projected'] !== undefined ||
+      v['downwardAPI'] !== undefined,
+  );
+}
+
 function errorMessage(err: unknown): string {
   if (err instanceof CriError) {
     const cause = err.cause as { details?: string } | undefined;
@@ -161,6 +173,11 @@ export class CriRuntime implements PodRuntime {
   readonly #eventsSent = new Map<string, number>();
   /** Container id → state at the last relist. */
   #seen = new Map<string, string>();
+  /**
+   * Pods whose last sync found everything as wanted, by uid, with the pod's resourceVersion: a resync
+   * of such a pod costs no runtime call until something changes (relist, probe, back-off, new spec).
+   */
+  readonly #clean = new Map<string, { readonly rv: string | undefined; readonly result: RuntimePod }>();
   #relistTimer: NodeJS.Timeout | undefined;
   #relisting = false;
   #network: Promise<void> | undefined;
@@ -229,6 +246,7 @@ export class CriRuntime implements PodRuntime {
   }
 
   #emit(ref: PodRef): void {
+    this.#clean.delete(ref.uid);
     if (this.#closed) return;
     for (const l of this.#listeners) l(ref);
   }
@@ -509,7 +527,24 @@ export class CriRuntime implements PodRuntime {
 
   sync(pod: KubeObject, context: PodContext): Promise<RuntimePod> {
     const uid = pod.metadata.uid ?? '';
-    return this.#locked(uid, () => this.#sync(pod, context));
+    return this.#locked(uid, async () => {
+      const clean = this.#clean.get(uid);
+      if (clean !== undefined && clean.rv === pod.metadata.resourceVersion) {
+        if (!hasFileVolumes(pod)) return clean.result;
+        try {
+          // ConfigMap and Secret files follow their objects even when nothing else changed.
+          await prepareVolumes(pod, this.#volumeDir(uid), context, {
+            podIP: clean.result.podIP ?? '',
+            hostIP: context.hostIP,
+            nodeName: context.nodeName,
+          });
+          return clean.result;
+        } catch {
+          this.#clean.delete(uid);
+        }
+      }
+      return this.#sync(pod, context);
+    });
   }
 
   async #sync(pod: KubeObject, context: PodContext): Promise<RuntimePod> {
@@ -662,7 +697,36 @@ export class CriRuntime implements PodRuntime {
       }
     }
     if (changed) byName = await this.#attempts(sandbox.id);
-    return this.#observe(pod, sandbox, context.hostIP, byName);
+    const result = await this.#observe(pod, sandbox, context.hostIP, byName);
+    if (!changed && volumes !== undefined && this.#settled(pod, byName)) {
+      this.#clean.set(ref.uid, { rv: pod.metadata.resourceVersion, result });
+    } else this.#clean.delete(ref.uid);
+    return result;
+  }
+
+  /** Every container runs, or finished for good: nothing to do until the runtime or the spec changes. */
+  #settled(pod: KubeObject, byName: Map<string, Attempts>): boolean {
+    const spec = obj(pod['spec']);
+    const restartPolicy = String(spec['restartPolicy'] ?? 'Always');
+    const uid = pod.metadata.uid ?? '';
+    for (const [list, init] of [
+      [arr(spec['initContainers']), true],
+      [arr(spec['containers']), false],
+    ] as const) {
+      for (const c of list) {
+        if (this.#errors.has(`${uid}/${String(c['name'])}`)) return false;
+        const latest = byName.get(String(c['name']))?.[0];
+        if (latest === undefined) return false;
+        if (isRunning(latest)) {
+          if (init) return false;
+          continue;
+        }
+        if (!isExited(latest)) return false;
+        if (init ? latest.exitCode !== 0 : this.#restartAt(latest, restartPolicy, false) !== undefined)
+          return false;
+      }
+    }
+    return true;
   }
 
   #grace(pod: KubeObject): number {
@@ -774,25 +838,30 @@ export class CriRuntime implements PodRuntime {
       }
     } catch (err) {
       if (err instanceof PodConfigError) return fail(err.reason, err.message);
+      // Any other value the spec holds that cannot be used (a quantity that does not parse, ...).
+      if (err instanceof KedgeError) return fail('CreateContainerConfigError', err.message);
       throw err;
     }
     // Keep the newest earlier attempt (it is lastState and `kubectl logs --previous`); older ones go.
     for (const old of (older ?? []).slice(1)) await this.#removeContainer(ref, old);
+    let config: ReturnType<typeof containerConfig>;
+    try {
+      config = containerConfig(pod, c, {
+        attempt,
+        env,
+        mounts,
+        image: String(c['image'] ?? ''),
+        init,
+        memoryCapacity: totalmem(),
+      });
+    } catch (err) {
+      if (err instanceof KedgeError) return fail('CreateContainerConfigError', err.message);
+      throw err;
+    }
     let id: string;
     try {
       await mkdir(join(this.#logDir(ref), name), { recursive: true, mode: 0o755 });
-      id = await this.client.createContainer(
-        t.sandbox.id,
-        containerConfig(pod, c, {
-          attempt,
-          env,
-          mounts,
-          image: String(c['image'] ?? ''),
-          init,
-          memoryCapacity: totalmem(),
-        }),
-        t.sbConfig,
-      );
+      id = await this.client.createContainer(t.sandbox.id, config, t.sbConfig);
     } catch (err) {
       return fail('CreateContainerError', errorMessage(err));
     }
@@ -963,6 +1032,7 @@ export class CriRuntime implements PodRuntime {
 
   #forget(uid: string): void {
     this.#pods.delete(uid);
+    this.#clean.delete(uid);
     for (const [id, p] of this.#probers) if (p.uid === uid) this.#stopProber(id);
     for (const key of [...this.#errors.keys(), ...this.#pullBackoff.keys()]) {
       if (key.startsWith(`${uid}/`)) {
@@ -973,6 +1043,36 @@ export class CriRuntime implements PodRuntime {
     const wake = this.#wakes.get(uid);
     if (wake !== undefined) clearTimeout(wake);
     this.#wakes.delete(uid);
+  }
+
+  // ---- for logs and exec ----
+
+  /**
+   * A container of a pod by name: the current run, or with `previous` the run before it (what
+   * `kubectl logs --previous` reads). `logPath` is the absolute path of its CRI log file.
+   */
+  async findContainer(
+    pod: PodRef,
+    container: string,
+    previous = false,
+  ): Promise<
+    | { readonly id: string; readonly logPath: string; readonly running: boolean; readonly attempt: number }
+    | undefined
+  > {
+    const sandboxes = await this.#sandboxesOf(pod.uid);
+    for (const s of sandboxes) {
+      const attempts = (await this.#attempts(s.id)).get(container);
+      const found = attempts?.[previous ? 1 : 0];
+      if (found !== undefined) {
+        return {
+          id: found.id,
+          logPath: found.logPath,
+          running: isRunning(found),
+          attempt: found.metadata?.attempt ?? 0,
+        };
+      }
+    }
+    return undefined;
   }
 
   // ---- status and list ----
