@@ -428,6 +428,31 @@ spec:
     await kubectlOk(server.kubeconfig, ['delete', 'pod', 'unpullable', '--wait=true', '--timeout=60s']);
   });
 
+  it('replaces a container whose image changed (kubectl set image)', async () => {
+    await containerd.ctr(['images', 'tag', BUSYBOX_IMAGE, 'kedge.test/busybox:1.1']);
+    await apply(`
+apiVersion: v1
+kind: Pod
+metadata: {name: upgrade}
+spec:
+  nodeName: ${NODE}
+  hostNetwork: true
+  terminationGracePeriodSeconds: 1
+  containers:
+  - {name: main, image: ${BUSYBOX_IMAGE}, command: [sleep, "100000"]}
+`);
+    const first = await podWhere('upgrade', (p) =>
+      condition(p, 'Ready') === 'True' ? statusOf(p).containerStatuses?.[0] : undefined,
+    );
+    await kubectlOk(server.kubeconfig, ['set', 'image', 'pod/upgrade', 'main=kedge.test/busybox:1.1']);
+    const second = await podWhere('upgrade', (p) => {
+      const c = statusOf(p).containerStatuses?.[0];
+      return c?.state.running !== undefined && c.containerID !== first?.containerID ? c : undefined;
+    });
+    assert.equal((second as { image?: string }).image, 'kedge.test/busybox:1.1');
+    assert.equal(second.restartCount, 1);
+  });
+
   it('adopts running containers after an offline agent restart and removes containers of unknown pods', async () => {
     const before = statusOf(await podWhere('env-vol', (p) => p)).containerStatuses?.[0];
     assert.ok(before?.containerID !== undefined);

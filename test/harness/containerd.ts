@@ -12,6 +12,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { CriClient } from '../../src/agent/cri/client.ts';
 
 const run = promisify(execFile);
 
@@ -26,6 +27,8 @@ export interface Containerd {
   readonly dir: string;
   /** The CNI config dir containerd reads (empty at start: the runtime writes its default). */
   readonly cniConfDir: string;
+  /** containerd's process id. */
+  readonly pid: number;
   /** Runs `ctr -a SOCK -n k8s.io ARGS`. */
   ctr(args: readonly string[]): Promise<string>;
   /** Log lines containerd wrote so far (stderr). */
@@ -193,7 +196,18 @@ export async function startContainerd(options: { cniConfDir?: string } = {}): Pr
     return r.stdout;
   };
   const stop = async (): Promise<void> => {
-    // Kill what this containerd runs (shims outlive containerd), then containerd, then the files.
+    // Stop the pod sandboxes through the CRI first, so CNI releases their IPs and iptables rules; then
+    // kill whatever still runs (shims outlive containerd), then containerd, then the files.
+    const cri = new CriClient({ endpoint: `unix://${socket}`, timeoutMs: 15_000 });
+    try {
+      for (const s of await cri.listPodSandbox()) {
+        await cri.stopPodSandbox(s.id).catch(() => undefined);
+        await cri.removePodSandbox(s.id).catch(() => undefined);
+      }
+    } catch {
+    } finally {
+      cri.close();
+    }
     try {
       const ids = (await ctr(['tasks', 'ls', '-q'])).split('\n').filter((l) => l !== '');
       await Promise.all(ids.map((id) => ctr(['tasks', 'kill', '-s', 'SIGKILL', id]).catch(() => undefined)));
@@ -225,5 +239,14 @@ export async function startContainerd(options: { cniConfDir?: string } = {}): Pr
     await stop();
     throw err;
   }
-  return { endpoint: `unix://${socket}`, socket, dir, cniConfDir, ctr, logs: () => stderr, stop };
+  return {
+    endpoint: `unix://${socket}`,
+    socket,
+    dir,
+    cniConfDir,
+    pid: child.pid ?? 0,
+    ctr,
+    logs: () => stderr,
+    stop,
+  };
 }
