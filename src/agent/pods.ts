@@ -231,7 +231,10 @@ export class PodManager {
 
   #remember(key: string, pod: PodRef): void {
     let uids = this.#running.get(key);
-    if (uids === undefined) this.#running.set(key, (uids = new Map()));
+    if (uids === undefined) {
+      uids = new Map();
+      this.#running.set(key, uids);
+    }
     if (!uids.has(pod.uid)) uids.set(pod.uid, { uid: pod.uid, namespace: pod.namespace, name: pod.name });
   }
 

@@ -7,6 +7,7 @@
  * no-op), because the pod manager retries after crashes and restarts.
  */
 import type { KubeObject } from '../api/meta.ts';
+import type { ExecIO, ExecOptions, LogOptions } from '../api/pod-streams.ts';
 
 export type ContainerState =
   | { readonly running: { readonly startedAt: string } }
@@ -89,38 +90,7 @@ export interface PodRuntime {
   close(): Promise<void>;
 }
 
-/** What `kubectl logs` asks for (the query of GET pods/NAME/log). */
-export interface LogOptions {
-  readonly container: string;
-  readonly follow: boolean;
-  readonly previous: boolean;
-  readonly timestamps: boolean;
-  /** Only the last N lines. */
-  readonly tailLines?: number;
-  /** Only lines written at or after this time (from sinceSeconds or sinceTime). */
-  readonly since?: Date;
-  /** Stop after this many bytes. */
-  readonly limitBytes?: number;
-}
-
-/** What `kubectl exec` asks for (the query of pods/NAME/exec). */
-export interface ExecOptions {
-  readonly container: string;
-  readonly command: readonly string[];
-  readonly stdin: boolean;
-  readonly stdout: boolean;
-  readonly stderr: boolean;
-  readonly tty: boolean;
-}
-
-/** The streams of one exec session; absent ones were not asked for. stdout carries the merged output with a tty. */
-export interface ExecIO {
-  readonly stdin?: NodeJS.ReadableStream;
-  readonly stdout?: NodeJS.WritableStream;
-  readonly stderr?: NodeJS.WritableStream;
-  /** Terminal size changes (tty only). */
-  readonly resize?: AsyncIterable<{ readonly width: number; readonly height: number }>;
-}
+export type { ExecIO, ExecOptions, LogOptions } from '../api/pod-streams.ts';
 
 /**
  * The streaming half of a runtime, carried from kubectl over the hub's tunnel to the node: logs and exec

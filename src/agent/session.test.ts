@@ -106,6 +106,31 @@ describe('Session', () => {
     assert.deepEqual([hello2.revision, hello2.inventory], [7, [['core/pods/default/b', 5]]]);
   });
 
+  it('stream frames: a stream-open it cannot serve is refused; a corrupt frame or unknown id is bad-frame', async () => {
+    await using r = await rig();
+    let conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    await welcome(conn);
+    conn.send({
+      type: 'stream-open',
+      id: 1,
+      pod: { namespace: 'default', name: 'a', uid: 'u' },
+      request: { kind: 'logs', container: 'c', follow: false, previous: false, timestamps: false },
+    });
+    const refused = await expectType(conn, 'stream-close');
+    assert.equal(refused.error?.reason, 'Unsupported');
+    conn.ws.send(Buffer.from([1, 0, 0, 0, 5, 0, 120]), { binary: true });
+    const err = await expectType(conn, 'error');
+    assert.equal(err.code, 'bad-frame');
+    assert.match(err.message, /Stream 5 was never opened/);
+    await conn.closed;
+    conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    await welcome(conn);
+    conn.ws.send(Buffer.from([7, 0]), { binary: true });
+    assert.match((await expectType(conn, 'error')).message, /needs 6 header bytes/);
+  });
+
   it('applies nothing from a batch with a bad item, reports bad-frame and reconnects', async () => {
     await using r = await rig();
     const conn = await r.hub.connections.next();

@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import WebSocket from 'ws';
 import { isKedgeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
-import { decodeHubMessage, encodeMessage, MAX_BATCH_ITEMS } from '../protocol/codec.ts';
+import { decodeHubMessage, decodeStreamFrame, encodeMessage, MAX_BATCH_ITEMS } from '../protocol/codec.ts';
 import {
   type AgentMessage,
   type Batch,
@@ -22,6 +22,7 @@ import {
 import type { LocalStore } from './local-store.ts';
 import type { AgentMetrics } from './metrics.ts';
 import type { Outbox } from './outbox.ts';
+import { type AgentStreams, StreamViolation } from './streams.ts';
 
 /** PEM credentials for the hub connection; read again on every connect, so renewals take effect. */
 export interface NodeTls {
@@ -49,6 +50,8 @@ export interface SessionOptions {
   readonly maxStatusBatchesInFlight?: number;
   /** Local (source) address for the hub connection, e.g. `127.0.0.5` (kedge sim spreads nodes over several). */
   readonly localAddress?: string;
+  /** Serves kubectl logs / exec streams the hub opens; without it they are refused. */
+  readonly streams?: AgentStreams;
 }
 
 export type SessionEvents = {
@@ -262,12 +265,19 @@ export class Session extends EventEmitter<SessionEvents> {
     ws.on('pong', () => {
       this.#lastContact = Date.now();
     });
+    const streams = this.#o.streams;
     ws.on('message', (data, isBinary) => {
       if (endReason !== undefined) return;
       this.#lastContact = Date.now();
       let m: ReturnType<typeof decodeHubMessage>;
       try {
-        if (isBinary) throw new TypeError('binary frames are not part of the protocol');
+        if (isBinary) {
+          if (welcome === undefined) throw new TypeError('A stream frame before the welcome');
+          const frame = decodeStreamFrame(data as Buffer, 'hub');
+          if (streams === undefined) throw new TypeError(`Stream ${frame.id} was never opened`);
+          streams.onFrame(frame);
+          return;
+        }
         m = decodeHubMessage(data as Buffer);
       } catch (err) {
         fail('bad-frame', errorText(err));
@@ -298,6 +308,14 @@ export class Session extends EventEmitter<SessionEvents> {
             }, everyMs),
           );
           offEnqueue = this.#o.outbox.onEnqueue(pump);
+          streams?.attach({
+            sendText: (text) => {
+              if (ws.readyState === WebSocket.OPEN) ws.send(text);
+            },
+            sendBinary: (frame) => {
+              if (ws.readyState === WebSocket.OPEN) ws.send(frame, { binary: true });
+            },
+          });
           this.#log.info(
             { serverRevision: m.serverRevision, revision: this.#o.store.revision() },
             'connected to hub',
@@ -308,6 +326,24 @@ export class Session extends EventEmitter<SessionEvents> {
         }
         case 'batch':
           return onBatch(m);
+        case 'stream-open':
+        case 'stream-window':
+        case 'stream-resize':
+        case 'stream-cancel':
+          if (streams === undefined) {
+            if (m.type === 'stream-open') {
+              const error = { reason: 'Unsupported', message: 'this agent serves no logs or exec' } as const;
+              send({ type: 'stream-close', id: m.id, error });
+            }
+            return;
+          }
+          try {
+            streams.onMessage(m);
+          } catch (err) {
+            if (!(err instanceof StreamViolation)) throw err;
+            fail('bad-frame', err.message);
+          }
+          return;
         case 'status-ack': {
           this.#o.outbox.ack(m.seq);
           while (inFlight.length > 0 && inFlight[0]! <= m.seq) inFlight.shift();
@@ -338,6 +374,7 @@ export class Session extends EventEmitter<SessionEvents> {
     });
     ws.on('close', (code, reason) => {
       for (const t of timers) clearTimeout(t);
+      if (welcome !== undefined) streams?.detach();
       offEnqueue?.();
       if (this.#ws === ws) this.#ws = undefined;
       resolve({

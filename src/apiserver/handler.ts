@@ -1,5 +1,8 @@
-import type { IncomingMessage, ServerResponse } from 'node:http';
+import { type IncomingMessage, type ServerResponse, STATUS_CODES } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import { isPlainObject, type KubeObject, type Status } from '../api/meta.ts';
+import type { PodStreamer } from '../api/pod-streams.ts';
 import { buildTable, type CustomPrinterColumn } from '../api/printers.ts';
 import { apiVersionOf, type ResourceType } from '../api/resource.ts';
 import type { Logger } from '../lib/log.ts';
@@ -17,6 +20,14 @@ import { ApiError, apiErrors, toApiError } from './errors.ts';
 import { listObjects, makeFilter } from './list.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch, patchMetaFor } from './patch/index.ts';
+import {
+  EXEC_PROTOCOLS,
+  execOptions,
+  logOptions,
+  runExecSession,
+  serveLogs,
+  targetOf,
+} from './pod-streams.ts';
 import type { DeleteOptions, ObjectStorage, WriteOptions } from './storage.ts';
 import { type ApiWatchEvent, bookmark, type WatchProgress, watchObjects } from './watch.ts';
 
@@ -38,6 +49,8 @@ export interface HandlerOptions {
     user: UserInfo | undefined,
   ) => Promise<boolean> | boolean;
   readonly serverAddress?: string;
+  /** Where pods' logs and exec sessions come from (the hub's tunnel); without it they answer 503. */
+  readonly podStreamer?: () => PodStreamer | undefined;
 }
 
 export const VERSION_INFO = {
@@ -211,6 +224,13 @@ export class ApiHandler {
   readonly #storage: ObjectStorage;
   readonly #maxBody: number;
   #inflightWatches = new Set<AbortController>();
+  readonly #execServer = new WebSocketServer({
+    noServer: true,
+    clientTracking: false,
+    perMessageDeflate: false,
+    maxPayload: 16 * 1024 * 1024,
+    handleProtocols: (offered) => EXEC_PROTOCOLS.find((p) => offered.has(p)) ?? false,
+  });
   #discoveryCache = new Map<string, { generation: number; text: string }>();
 
   constructor(options: HandlerOptions) {
@@ -235,6 +255,83 @@ export class ApiHandler {
       sendError(res, apiErr);
     });
   };
+
+  /**
+   * Takes a WebSocket upgrade for pods/NAME/exec (kubectl exec and cp); returns false for any other path.
+   * Refusals before the upgrade are HTTP answers with a Status body, which kubectl prints.
+   */
+  handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): boolean {
+    const url = new URL(req.url ?? '/', 'http://kedge.invalid');
+    const parsed = this.#parse(url.pathname);
+    if (parsed.kind !== 'resource') return false;
+    const p = parsed.path;
+    if (p.rt.group !== '' || p.rt.plural !== 'pods' || p.subresource !== 'exec' || p.name === undefined)
+      return false;
+    this.#upgradeExec(req, socket, head, p, url).catch((err: unknown) => {
+      const apiErr = toApiError(err);
+      if (apiErr.httpCode >= 500) this.#o.logger.error({ err, url: req.url }, 'exec request failed');
+      const body = JSON.stringify(apiErr.toStatus());
+      socket.end(
+        `HTTP/1.1 ${apiErr.httpCode} ${STATUS_CODES[apiErr.httpCode] ?? 'Error'}\r\nContent-Type: application/json\r\n` +
+          `Content-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+      );
+    });
+    return true;
+  }
+
+  async #upgradeExec(
+    req: IncomingMessage,
+    socket: Duplex,
+    head: Buffer,
+    p: ResourcePath,
+    url: URL,
+  ): Promise<void> {
+    const user = await this.#o.authenticate(req);
+    if (user === undefined) throw apiErrors.unauthorized();
+    // Opening an exec session is a create on pods/exec, whether it came as GET (websockets) or POST.
+    await this.#authorize(user, {
+      verb: 'create',
+      path: url.pathname,
+      resourceRequest: true,
+      group: '',
+      version: 'v1',
+      resource: 'pods',
+      subresource: 'exec',
+      namespace: p.namespace,
+      name: p.name,
+    });
+    const pod = await this.#storage.get(p.rt, p.namespace, p.name ?? '');
+    const options = execOptions(url.searchParams, pod);
+    const target = targetOf(pod);
+    if ((req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `kedge serves exec over WebSocket (${EXEC_PROTOCOLS.join(', ')}), not ${req.headers.upgrade ?? 'plain HTTP'}`,
+      );
+    }
+    const offered = (req.headers['sec-websocket-protocol'] ?? '').split(',').map((s) => s.trim());
+    if (!EXEC_PROTOCOLS.some((proto) => offered.includes(proto))) {
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `exec needs one of the WebSocket subprotocols ${EXEC_PROTOCOLS.join(', ')}; offered: ${offered.join(', ') || 'none'}`,
+      );
+    }
+    const streamer = this.#o.podStreamer?.();
+    if (streamer === undefined)
+      throw new ApiError(503, 'ServiceUnavailable', 'this server has no tunnel to nodes');
+    this.#o.metrics?.observeRequest({ verb: 'create', resource: 'pods/exec', code: '101' }, 0);
+    this.#execServer.handleUpgrade(req, socket, head, (ws) => {
+      void runExecSession(
+        ws,
+        streamer,
+        target,
+        options,
+        this.#o.logger.child({ exec: `${target.namespace}/${target.name}` }),
+      );
+    });
+  }
 
   /** End every running watch (on shutdown). */
   closeWatches(): void {
@@ -640,6 +737,20 @@ export class ApiHandler {
         status: 'Success',
         code: 201,
       } satisfies Status);
+    } else if (subresource === 'log' && rt.group === '' && rt.plural === 'pods' && method === 'GET') {
+      const pod = await storage.get(rt, namespace, name);
+      const options = logOptions(q, pod);
+      const target = targetOf(pod);
+      const streamer = this.#o.podStreamer?.();
+      if (streamer === undefined)
+        throw new ApiError(503, 'ServiceUnavailable', 'this server has no tunnel to nodes');
+      return serveLogs(res, streamer, target, options);
+    } else if (subresource === 'exec' && rt.group === '' && rt.plural === 'pods') {
+      throw new ApiError(
+        400,
+        'BadRequest',
+        `kedge serves exec over WebSocket (${EXEC_PROTOCOLS.join(', ')}): upgrade the connection`,
+      );
     } else if (subresource === 'finalize' && rt.group === '' && rt.kind === 'Namespace' && method === 'PUT') {
       const body = await decodeObjectBody(await readBody(req, this.#maxBody), req.headers['content-type']);
       return reply(200, await storage.finalizeNamespace(rt, name, body, writeOptions(q, warnings)));

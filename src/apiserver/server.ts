@@ -1,4 +1,5 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
 import { Registry } from 'prom-client';
 import {
   applySchemaDefaults,
@@ -14,6 +15,7 @@ import {
 } from '../api/crd/index.ts';
 import { DEVICES_GROUP, validateDevice, validateDeviceModel } from '../api/devices.ts';
 import { isPlainObject, type KubeObject } from '../api/meta.ts';
+import type { PodStreamer } from '../api/pod-streams.ts';
 import type { ResourceType } from '../api/resource.ts';
 import { isKedgeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
@@ -41,6 +43,8 @@ export interface ApiServerOptions {
   readonly metricsRegistry?: Registry;
   readonly bookmarkIntervalMs?: number;
   readonly maxBodyBytes?: number;
+  /** Where pods' logs and exec come from (the hub's tunnel); asked on each request, so it may come later. */
+  readonly podStreamer?: () => PodStreamer | undefined;
 }
 
 const SYSTEM_NAMESPACES = ['default', 'kube-system', 'kube-public', 'kube-node-lease'] as const;
@@ -84,6 +88,7 @@ export class ApiServer {
       ...(options.bookmarkIntervalMs === undefined ? {} : { bookmarkIntervalMs: options.bookmarkIntervalMs }),
       ...(options.maxBodyBytes === undefined ? {} : { maxBodyBytes: options.maxBodyBytes }),
       extraRoutes: (req, res, path) => this.#extraRoutes(req, res, path),
+      ...(options.podStreamer === undefined ? {} : { podStreamer: options.podStreamer }),
     });
   }
 
@@ -113,6 +118,10 @@ export class ApiServer {
   }
 
   handle = (req: IncomingMessage, res: ServerResponse): void => this.handler.handle(req, res);
+
+  /** WebSocket upgrades of the API (pods/NAME/exec); false for paths it does not serve. */
+  handleUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): boolean =>
+    this.handler.handleUpgrade(req, socket, head);
 
   async #extraRoutes(req: IncomingMessage, res: ServerResponse, path: string): Promise<boolean> {
     if (req.method !== 'GET') return false;

@@ -23,6 +23,7 @@ import { Outbox } from '../agent/outbox.ts';
 import { PodManager } from '../agent/pods.ts';
 import type { PodRuntime } from '../agent/runtime.ts';
 import { Session } from '../agent/session.ts';
+import { AgentStreams } from '../agent/streams.ts';
 import { labelValueErrors, qualifiedNameErrors } from '../api/selectors.ts';
 import { KedgeError } from '../lib/errors.ts';
 import { createRootLogger, type Logger } from '../lib/log.ts';
@@ -59,6 +60,8 @@ export interface AgentOptions {
   /** Host IP reported in node and pod status (default: first non-internal IPv4). */
   readonly hostIP?: string;
   readonly logger: Logger;
+  /** A runtime object instead of `runtime` (tests: a test double that serves logs and exec). */
+  readonly runtimeInstance?: PodRuntime;
 }
 
 export interface ResolvedAgentOptions {
@@ -124,7 +127,9 @@ export function checkServerAndToken(
 }
 
 /** Checks every option once and reports all problems together. */
-export function resolveAgentOptions(options: Omit<AgentOptions, 'logger'>): ResolvedAgentOptions {
+export function resolveAgentOptions(
+  options: Omit<AgentOptions, 'logger' | 'runtimeInstance'>,
+): ResolvedAgentOptions {
   const env = process.env;
   const errors: string[] = [];
   const { server, token } = checkServerAndToken(options, errors);
@@ -224,7 +229,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   metrics.sources.outboxDepth = () => outbox.depth();
   const runtimeLog = log.child({ component: 'runtime' });
   const runtime: PodRuntime =
-    o.runtime === 'cri'
+    options.runtimeInstance ??
+    (o.runtime === 'cri'
       ? await CriRuntime.connect({
           endpoint: o.criEndpoint,
           dataDir: o.dataDir,
@@ -236,7 +242,7 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
               event: podEvent(o.nodeName, pod, type, reason, message, fieldPath),
             }),
         })
-      : new FakeRuntime({ logger: runtimeLog });
+      : new FakeRuntime({ logger: runtimeLog }));
   const pods = new PodManager({
     nodeName: o.nodeName,
     hostIP: o.hostIP,
@@ -313,6 +319,13 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     logger: log.child({ component: 'session' }),
     metrics,
     agentVersion: AGENT_VERSION,
+    // kubectl logs / exec / cp of this node's pods, carried over the hub session.
+    streams: new AgentStreams({
+      nodeName: o.nodeName,
+      store,
+      runtime,
+      logger: log.child({ component: 'streams' }),
+    }),
   });
   keeper.start();
   session.start();

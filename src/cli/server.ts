@@ -15,7 +15,7 @@ import { ApiServer } from '../apiserver/server.ts';
 import { InformerFactory } from '../client/informer.ts';
 import { Resources } from '../client/types.ts';
 import { startControllers } from '../controllers/manager.ts';
-import { createHub } from '../hub/hub.ts';
+import { createHub, type Hub } from '../hub/hub.ts';
 import { joinHandlers } from '../hub/join.ts';
 import { nodeAuthorizer } from '../hub/node-authorizer.ts';
 import { NodeRegistry } from '../hub/node-registry.ts';
@@ -92,10 +92,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const nodeToken = await ensureNodeToken(join(dataDir, 'node-token'), tokens, log);
   const metrics = new Registry();
   let hubInformers: InformerFactory | undefined;
+  let hub: Hub | undefined;
   const api = new ApiServer({
     store,
     logger: log,
     metricsRegistry: metrics,
+    // kubectl logs / exec / cp reach the pod's node through its hub session.
+    podStreamer: () => hub?.streams,
     // Edge nodes (system:node:NAME) may read only what their pods use and write only their own status.
     authorizers: [nodeAuthorizer({ informers: () => hubInformers!, devices: true })],
     authenticate: unionAuthenticator([
@@ -115,7 +118,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : await startControllers({ cluster: local, logger: log.child({ component: 'controllers' }) });
   hubInformers = new InformerFactory(local, log.child({ component: 'hub-informers' }));
   const nodes = new NodeRegistry({ path: join(dataDir, 'nodes.db') });
-  const hub = createHub({
+  hub = createHub({
     cluster: local,
     informers: hubInformers,
     logger: log.child({ component: 'hub' }),
@@ -146,7 +149,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   );
   https.on('upgrade', (req, socket, head) => {
-    if (!hub.handleUpgrade(req, socket, head)) socket.destroy();
+    if (!hub?.handleUpgrade(req, socket, head) && !api.handleUpgrade(req, socket, head)) socket.destroy();
   });
   https.on('clientError', (err, socket) => {
     log.debug({ err }, 'client connection error');

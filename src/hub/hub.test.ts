@@ -5,6 +5,7 @@ import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Writable } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { Registry } from 'prom-client';
@@ -13,6 +14,7 @@ import { LocalStore } from '../agent/local-store.ts';
 import { Outbox } from '../agent/outbox.ts';
 import { Session as AgentSession } from '../agent/session.ts';
 import type { KubeObject } from '../api/meta.ts';
+import { isApiError } from '../api/status-error.ts';
 import { certificateAuthenticator } from '../apiserver/auth.ts';
 import { LocalCluster } from '../apiserver/local-cluster.ts';
 import { ApiServer } from '../apiserver/server.ts';
@@ -21,7 +23,7 @@ import { Resources } from '../client/types.ts';
 import { silentLogger } from '../lib/log.ts';
 import { type CertKeyPair, caHash, certInfo, createCA, createCsr, issueCertificate } from '../lib/pki.ts';
 import { parseJoinToken, TokenStore } from '../lib/tokens.ts';
-import { decodeHubMessage, encodeMessage } from '../protocol/codec.ts';
+import { decodeHubMessage, encodeMessage, encodeStreamFrame } from '../protocol/codec.ts';
 import {
   type Batch,
   HUB_PATH,
@@ -30,6 +32,7 @@ import {
   JOIN_CSR_PATH,
   MAX_FRAME_BYTES,
   RENEW_CSR_PATH,
+  STREAM_CHUNK_BYTES,
   type SyncKey,
 } from '../protocol/messages.ts';
 import { openSqliteStore } from '../store/sqlite.ts';
@@ -742,6 +745,83 @@ describe('hub', () => {
       c.send(encodeMessage({ type: 'heartbeat' }).replace('}', `,"pad":"${'x'.repeat(MAX_FRAME_BYTES)}"}`));
       const closed = await c.closed;
       assert.equal(closed.code, 1009, 'ws closes a too-large frame with 1009 (message too big)');
+    });
+
+    it('stream frames: corrupt, oversized or of a stream never opened end the session with an error', async () => {
+      let c = await session('node-a');
+      c.ws.send(Buffer.from([1, 0, 0]), { binary: true });
+      await expectFailure(c, 'bad-frame', /needs 6 header bytes, got 3/);
+
+      c = await session('node-a');
+      c.ws.send(encodeStreamFrame({ kind: 'data', id: 7, channel: 1, payload: Buffer.from('x') }), {
+        binary: true,
+      });
+      await expectFailure(c, 'bad-frame', /Stream 7 was never opened/);
+
+      c = await session('node-a');
+      c.send({ type: 'stream-close', id: 3, exitCode: 0 });
+      await expectFailure(c, 'bad-frame', /Stream 3 was never opened/);
+
+      c = await session('node-a');
+      const big = Buffer.alloc(STREAM_CHUNK_BYTES + 7);
+      big[0] = 1;
+      big.writeUInt32BE(1, 1);
+      big[5] = 1;
+      c.ws.send(big, { binary: true });
+      await expectFailure(c, 'too-large', /larger than the limit of 32768/);
+    });
+
+    it('carries a log stream over a live session, which goes on syncing', async () => {
+      const c = await session('node-a');
+      const chunks: Buffer[] = [];
+      const out = new Writable({
+        write(chunk: Buffer, _e, cb) {
+          chunks.push(chunk);
+          cb();
+        },
+      });
+      const target = { node: 'node-a', namespace: 'default', name: 'p', uid: 'u1' };
+      const options = { container: 'c', follow: false, previous: false, timestamps: true, tailLines: 5 };
+      const logs = hub.streams.logs(target, options, out, new AbortController().signal);
+      let m = await c.next();
+      while (m?.type === 'batch') m = await c.next();
+      assert.equal(m?.type, 'stream-open');
+      if (m?.type !== 'stream-open') return;
+      assert.deepEqual(m.pod, { namespace: 'default', name: 'p', uid: 'u1' });
+      assert.deepEqual(m.request, { kind: 'logs', ...options });
+      c.ws.send(encodeStreamFrame({ kind: 'data', id: m.id, channel: 1, payload: Buffer.from('line\n') }), {
+        binary: true,
+      });
+      c.send({ type: 'stream-close', id: m.id });
+      await logs;
+      assert.equal(Buffer.concat(chunks).toString(), 'line\n');
+      // An error from the node becomes the Status the API answers with.
+      const failing = hub.streams.exec(
+        target,
+        { container: 'c', command: ['x'], stdin: false, stdout: true, stderr: false, tty: false },
+        { stdout: out },
+        new AbortController().signal,
+      );
+      m = await c.next();
+      while (m?.type === 'batch') m = await c.next();
+      assert.equal(m?.type, 'stream-open');
+      c.send({
+        type: 'stream-close',
+        id: m?.type === 'stream-open' ? m.id : 0,
+        error: { reason: 'NotFound', message: 'no such pod here' },
+      });
+      await assert.rejects(
+        failing,
+        (err: unknown) => isApiError(err, 404) && err.message === 'no such pod here',
+      );
+      c.send({ type: 'heartbeat' });
+      await c.close();
+      await assert.rejects(
+        hub.streams.logs(target, options, out, new AbortController().signal),
+        (err: unknown) =>
+          isApiError(err, 503) &&
+          /node node-a (is not connected to|disconnected from) the hub/.test(err.message),
+      );
     });
 
     it('refuses an ack older than the last one (replayed acks)', async () => {

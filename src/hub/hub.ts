@@ -12,11 +12,12 @@ import { Counter, Gauge, type Registry } from 'prom-client';
 import { type RawData, type WebSocket, WebSocketServer } from 'ws';
 import { deviceNodeName } from '../api/devices.ts';
 import { isPlainObject, type KubeObject } from '../api/meta.ts';
+import type { PodStreamer } from '../api/pod-streams.ts';
 import { isApiError } from '../api/status-error.ts';
 import type { InformerFactory } from '../client/informer.ts';
 import { type Cluster, type ResourceRef, Resources } from '../client/types.ts';
 import type { Logger } from '../lib/log.ts';
-import { decodeAgentMessage, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
+import { decodeAgentMessage, decodeStreamFrame, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
 import {
   type AgentMessage,
   type Hello,
@@ -43,6 +44,7 @@ import {
   SYNCED,
   SYNCED_DEVICES,
 } from './relevance.ts';
+import { podStreamer, Tunnel, TunnelViolation } from './tunnel.ts';
 
 export interface HubOptions {
   readonly cluster: Cluster;
@@ -141,6 +143,8 @@ export class Hub {
   readonly #statusSeq = new Map<string, number>();
   readonly #background = new Set<Promise<void>>();
   readonly #metrics: Metrics | undefined;
+  /** kubectl logs / exec / cp of pods, carried over the sessions of their nodes. */
+  readonly streams: PodStreamer;
   #closed = false;
 
   constructor(options: HubOptions) {
@@ -154,6 +158,10 @@ export class Hub {
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
     this.#metrics = options.metrics === undefined ? undefined : this.#registerMetrics(options.metrics);
     this.#watchGraph();
+    this.streams = podStreamer((node) => {
+      const s = this.#sessions.get(node);
+      return s?.closed === false ? s.tunnel : undefined;
+    });
   }
 
   /** Nodes with a live session. */
@@ -661,6 +669,7 @@ class Session {
   /** Devices bound to this node and the DeviceModel each references. */
   readonly #devices = new Map<SyncKey, readonly SyncKey[]>();
   readonly #refCount = new Map<SyncKey, number>();
+  readonly tunnel: Tunnel;
   #state: 'hello' | 'registering' | 'live' | 'closed' = 'hello';
   #nextSeq = 1;
   #lastAcked = 0;
@@ -676,6 +685,18 @@ class Session {
     this.node = node;
     this.#o = o;
     this.#log = log;
+    this.tunnel = new Tunnel(
+      {
+        node,
+        sendText: (text) => this.#send(text),
+        sendBinary: (frame) => {
+          if (this.#ws.readyState !== this.#ws.OPEN) return;
+          this.#hub.countBytes(this.node, 'sent', frame.byteLength);
+          this.#ws.send(frame, { binary: true });
+        },
+      },
+      log,
+    );
   }
 
   get closed(): boolean {
@@ -712,6 +733,7 @@ class Session {
     this.#state = 'closed';
     clearTimeout(this.#timer);
     this.#hub.unregister(this);
+    this.tunnel.close('disconnected from the hub');
   }
 
   #send(text: string): void {
@@ -726,10 +748,21 @@ class Session {
     this.#hub.countBytes(this.node, 'received', buf.byteLength);
     let msg: AgentMessage;
     try {
-      if (isBinary) throw new SessionError('bad-frame', 'Frames must be text (one JSON message each)');
+      if (isBinary) {
+        if (this.#state !== 'live')
+          throw new SessionError('bad-frame', 'A stream frame before the session is live');
+        this.#timer?.refresh();
+        this.tunnel.onFrame(decodeStreamFrame(buf, 'agent'));
+        return;
+      }
       msg = decodeAgentMessage(buf);
     } catch (err) {
-      const code = err instanceof SessionError ? err.code : protocolCodeOf(err);
+      const code =
+        err instanceof SessionError
+          ? err.code
+          : err instanceof TunnelViolation
+            ? 'bad-frame'
+            : protocolCodeOf(err);
       this.fail(code, err instanceof Error ? err.message : String(err));
       return;
     }
@@ -786,6 +819,15 @@ class Session {
         return;
       case 'status':
         this.#status(msg);
+        return;
+      case 'stream-window':
+      case 'stream-close':
+        try {
+          this.tunnel.onMessage(msg);
+        } catch (err) {
+          if (err instanceof TunnelViolation) throw new SessionError('bad-frame', err.message);
+          throw err;
+        }
         return;
     }
   }

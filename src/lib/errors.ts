@@ -27,6 +27,7 @@ export const ErrorCodes = {
   KEDGE_AGENT_JOIN_FAILED: 'The node could not join the cluster',
   KEDGE_AGENT_CA_MISMATCH: 'The server CA does not match the hash in the join token',
   KEDGE_AGENT_RUNTIME: 'The pod runtime failed',
+  KEDGE_AGENT_STREAM: 'A log or exec stream of a pod cannot be served (context.reason says why)',
   KEDGE_CRI_CALL_FAILED: 'A call to the container runtime (CRI) failed',
   KEDGE_CRI_IMAGE_PULL: 'A container image could not be pulled',
   KEDGE_CRI_POD_INVALID: 'A pod spec holds a value the CRI runtime cannot run',

@@ -16,8 +16,16 @@ import {
   type Message,
   ProtocolErrorCodes,
   parseSyncKey,
+  STREAM_CHUNK_BYTES,
+  STREAM_FRAME_HEADER_BYTES,
   type StatusBatch,
   type StatusItem,
+  type StreamChannel,
+  type StreamClose,
+  StreamErrorReasons,
+  type StreamFrame,
+  type StreamOpen,
+  type StreamRequest,
   type SyncItem,
   type SyncKey,
   type Welcome,
@@ -247,6 +255,167 @@ function parseFrame(frame: string | Buffer): { m: Obj; type: string } {
   return { m: parsed, type };
 }
 
+// ---- streams ----
+
+/** Most arguments of an exec command, and the longest one (characters). */
+export const MAX_EXEC_ARGS = 1024;
+export const MAX_EXEC_ARG_LENGTH = 128 * 1024;
+const MAX_STREAM_ID = 0xffff_ffff;
+
+function bool(obj: Obj, name: string, where: string): boolean {
+  const v = field(obj, name);
+  if (typeof v !== 'boolean') throw invalid(`${where}.${name} must be true or false, got ${describe(v)}`);
+  return v;
+}
+
+function streamId(obj: Obj, where: string): number {
+  const id = uint(obj, 'id', where, 1);
+  if (id > MAX_STREAM_ID) throw invalid(`${where}.id must be at most ${MAX_STREAM_ID}, got ${id}`);
+  return id;
+}
+
+function optionalUint(obj: Obj, name: string, where: string, min = 0): { [k: string]: number } {
+  return field(obj, name) === undefined ? {} : { [name]: uint(obj, name, where, min) };
+}
+
+function decodeStreamRequest(r: unknown): StreamRequest {
+  const where = 'stream-open.request';
+  if (!isObject(r)) throw invalid(`${where} must be an object, got ${describe(r)}`);
+  const kind = field(r, 'kind');
+  const container = str(r, 'container', where, 253);
+  if (kind === 'logs') {
+    const sinceTime = field(r, 'sinceTime');
+    if (sinceTime !== undefined) {
+      const t = str(r, 'sinceTime', where, 64);
+      if (!/^\d{4}-\d\d-\d\dT/.test(t) || Number.isNaN(Date.parse(t)))
+        throw invalid(`${where}.sinceTime must be an RFC 3339 time, got ${describe(t)}`);
+    }
+    return {
+      kind,
+      container,
+      follow: bool(r, 'follow', where),
+      previous: bool(r, 'previous', where),
+      timestamps: bool(r, 'timestamps', where),
+      ...optionalUint(r, 'tailLines', where),
+      ...(sinceTime === undefined ? {} : { sinceTime: sinceTime as string }),
+      ...optionalUint(r, 'limitBytes', where, 1),
+    };
+  }
+  if (kind === 'exec') {
+    const args = array(r, 'command', where, MAX_EXEC_ARGS);
+    if (args.length === 0) throw invalid(`${where}.command must name a command`);
+    const command = args.map((a, i) => {
+      if (typeof a !== 'string' || a.length > MAX_EXEC_ARG_LENGTH)
+        throw invalid(`${where}.command[${i}] must be a string of at most ${MAX_EXEC_ARG_LENGTH} characters`);
+      return a;
+    });
+    if (command[0] === '') throw invalid(`${where}.command[0] must not be empty`);
+    return {
+      kind,
+      container,
+      command,
+      stdin: bool(r, 'stdin', where),
+      stdout: bool(r, 'stdout', where),
+      stderr: bool(r, 'stderr', where),
+      tty: bool(r, 'tty', where),
+    };
+  }
+  throw invalid(`${where}.kind must be logs or exec, got ${describe(kind)}`);
+}
+
+function decodeStreamOpen(m: Obj): StreamOpen {
+  const pod = objectField(m, 'pod', 'stream-open');
+  return {
+    type: 'stream-open',
+    id: streamId(m, 'stream-open'),
+    pod: {
+      namespace: str(pod, 'namespace', 'stream-open.pod', 253),
+      name: str(pod, 'name', 'stream-open.pod', 253),
+      uid: str(pod, 'uid', 'stream-open.pod', 128),
+    },
+    request: decodeStreamRequest(field(m, 'request')),
+  };
+}
+
+function decodeStreamClose(m: Obj): StreamClose {
+  const id = streamId(m, 'stream-close');
+  const exit = field(m, 'exitCode');
+  const error = field(m, 'error');
+  let out: StreamClose = { type: 'stream-close', id };
+  if (exit !== undefined) {
+    if (typeof exit !== 'number' || !Number.isInteger(exit) || exit < -(2 ** 31) || exit >= 2 ** 31)
+      throw invalid(`stream-close.exitCode must be a 32-bit integer, got ${describe(exit)}`);
+    out = { ...out, exitCode: exit };
+  }
+  if (error !== undefined) {
+    if (!isObject(error)) throw invalid(`stream-close.error must be an object, got ${describe(error)}`);
+    const reason = field(error, 'reason');
+    if (typeof reason !== 'string' || !(StreamErrorReasons as readonly string[]).includes(reason)) {
+      throw invalid(
+        `stream-close.error.reason must be one of ${StreamErrorReasons.join(', ')}, got ${describe(reason)}`,
+      );
+    }
+    const message = field(error, 'message');
+    if (typeof message !== 'string' || message.length > MAX_MESSAGE_LENGTH)
+      throw invalid(
+        `stream-close.error.message must be a string of at most ${MAX_MESSAGE_LENGTH} characters`,
+      );
+    out = { ...out, error: { reason: reason as (typeof StreamErrorReasons)[number], message } };
+  }
+  return out;
+}
+
+function decodeStreamWindow(m: Obj): { type: 'stream-window'; id: number; bytes: number } {
+  const bytes = uint(m, 'bytes', 'stream-window', 1);
+  if (bytes > 2 ** 31) throw invalid(`stream-window.bytes must be at most ${2 ** 31}, got ${bytes}`);
+  return { type: 'stream-window', id: streamId(m, 'stream-window'), bytes };
+}
+
+/** A binary stream frame (layout in messages.ts). `from` says who sent it: it decides the allowed channels. */
+export function decodeStreamFrame(frame: Buffer, from: 'hub' | 'agent'): StreamFrame {
+  if (frame.byteLength < STREAM_FRAME_HEADER_BYTES) {
+    throw invalid(`A stream frame needs ${STREAM_FRAME_HEADER_BYTES} header bytes, got ${frame.byteLength}`);
+  }
+  const kindByte = frame[0]!;
+  const id = frame.readUInt32BE(1);
+  const channel = frame[5]!;
+  const payload = frame.subarray(STREAM_FRAME_HEADER_BYTES);
+  if (kindByte !== 1 && kindByte !== 2)
+    throw invalid(`Stream frame kind ${kindByte} is not 1 (data) or 2 (eof)`);
+  if (id === 0) throw invalid('Stream frame id 0 is not a stream');
+  const allowed = from === 'hub' ? [0] : [1, 2];
+  if (!allowed.includes(channel)) {
+    throw invalid(`Stream channel ${channel} is not one the ${from} sends on (${allowed.join(', ')})`);
+  }
+  if (kindByte === 2) {
+    if (from !== 'hub') throw invalid('Only the hub sends eof frames (end of stdin)');
+    if (payload.byteLength !== 0) throw invalid('A stream eof frame carries no payload');
+    return { kind: 'eof', id, channel: channel as StreamChannel, payload };
+  }
+  if (payload.byteLength === 0) throw invalid(`Stream ${id} data frame is empty`);
+  if (payload.byteLength > STREAM_CHUNK_BYTES) {
+    throw invalid(
+      `Stream ${id} data frame of ${payload.byteLength} bytes is larger than the limit of ${STREAM_CHUNK_BYTES}`,
+      'too-large',
+    );
+  }
+  return { kind: 'data', id, channel: channel as StreamChannel, payload };
+}
+
+/** The binary frame for data (1 to STREAM_CHUNK_BYTES bytes) or an eof of one stream channel. */
+export function encodeStreamFrame(frame: StreamFrame): Buffer {
+  const n = frame.kind === 'eof' ? 0 : frame.payload.byteLength;
+  if (frame.kind === 'data' && (n === 0 || n > STREAM_CHUNK_BYTES)) {
+    throw invalid(`A stream data frame carries 1 to ${STREAM_CHUNK_BYTES} bytes, not ${n}`, 'too-large');
+  }
+  const out = Buffer.allocUnsafe(STREAM_FRAME_HEADER_BYTES + n);
+  out[0] = frame.kind === 'data' ? 1 : 2;
+  out.writeUInt32BE(frame.id, 1);
+  out[5] = frame.channel;
+  if (n > 0) frame.payload.copy(out, STREAM_FRAME_HEADER_BYTES);
+  return out;
+}
+
 /** Parses a frame the agent sent (hello, ack, status, heartbeat, error). Throws KEDGE_PROTOCOL_INVALID. */
 export function decodeAgentMessage(frame: string | Buffer): AgentMessage {
   const { m, type } = parseFrame(frame);
@@ -261,6 +430,10 @@ export function decodeAgentMessage(frame: string | Buffer): AgentMessage {
       return { type: 'heartbeat' };
     case 'error':
       return decodeError(m);
+    case 'stream-window':
+      return decodeStreamWindow(m);
+    case 'stream-close':
+      return decodeStreamClose(m);
     default:
       throw invalid(`The message type ${describe(type)} is not one an agent sends`);
   }
@@ -278,6 +451,25 @@ export function decodeHubMessage(frame: string | Buffer): HubMessage {
       return { type: 'status-ack', seq: uint(m, 'seq', 'status-ack') };
     case 'error':
       return decodeError(m);
+    case 'stream-open':
+      return decodeStreamOpen(m);
+    case 'stream-window':
+      return decodeStreamWindow(m);
+    case 'stream-resize': {
+      const size = (name: string): number => {
+        const v = uint(m, name, 'stream-resize');
+        if (v > 65535) throw invalid(`stream-resize.${name} must be at most 65535, got ${v}`);
+        return v;
+      };
+      return {
+        type: 'stream-resize',
+        id: streamId(m, 'stream-resize'),
+        width: size('width'),
+        height: size('height'),
+      };
+    }
+    case 'stream-cancel':
+      return { type: 'stream-cancel', id: streamId(m, 'stream-cancel') };
     default:
       throw invalid(`The message type ${describe(type)} is not one the hub sends`);
   }

@@ -13,6 +13,19 @@
  *   agent → heartbeat {}                          (tiny; the hub renews the node's Lease)
  *   either → error {code, message}                (then close; except `forbidden`: an item was refused,
  *                                                  the session goes on)
+ *
+ * Streams (kubectl logs / exec / cp), multiplexed over the same WebSocket:
+ *   hub   → stream-open {id, pod, request}         (id: per session, from 1, increasing; request: logs|exec)
+ *   agent → binary data frames (stdout, stderr)    (layout below; at most the window the hub granted)
+ *   hub   → binary data frames (stdin), eof        (at most the window the agent granted)
+ *   either → stream-window {id, bytes}             (credit: the peer may send that many more data bytes)
+ *   hub   → stream-resize {id, width, height}      (exec with a tty)
+ *   hub   → stream-cancel {id}                     (kubectl went away: stop, then answer stream-close)
+ *   agent → stream-close {id, exitCode?, error?}   (the end: after every data frame of the stream)
+ * Each side starts every stream with STREAM_WINDOW_BYTES of credit for the other, and grants more only
+ * after it handed the bytes on (to kubectl, to the process): memory per stream is bounded by the window,
+ * whatever the speed of either end. Frames of a stream that already ended are dropped (they may cross a
+ * cancel); a frame for an id never opened, or beyond the credit, is a protocol violation.
  */
 
 export const PROTOCOL_VERSION = 1;
@@ -156,6 +169,113 @@ export interface ErrorMessage {
   readonly message: string;
 }
 
-export type AgentMessage = Hello | Ack | StatusBatch | Heartbeat | ErrorMessage;
-export type HubMessage = Welcome | Batch | StatusAck | ErrorMessage;
+// ---- streams ----
+
+/** Data bytes either side may send on one stream before the peer grants more. */
+export const STREAM_WINDOW_BYTES = 256 * 1024;
+/** Largest payload of one binary data frame. */
+export const STREAM_CHUNK_BYTES = 32 * 1024;
+/** Streams open at once on one session (more are refused with TooManyStreams). */
+export const MAX_STREAMS_PER_SESSION = 64;
+
+/** The pod a stream is about; the agent checks it holds this pod (same uid), bound to itself. */
+export interface StreamPod {
+  readonly namespace: string;
+  readonly name: string;
+  readonly uid: string;
+}
+
+export type StreamRequest =
+  | {
+      readonly kind: 'logs';
+      readonly container: string;
+      readonly follow: boolean;
+      readonly previous: boolean;
+      readonly timestamps: boolean;
+      readonly tailLines?: number;
+      /** RFC 3339 time: only lines written at or after it. */
+      readonly sinceTime?: string;
+      readonly limitBytes?: number;
+    }
+  | {
+      readonly kind: 'exec';
+      readonly container: string;
+      readonly command: readonly string[];
+      readonly stdin: boolean;
+      readonly stdout: boolean;
+      readonly stderr: boolean;
+      readonly tty: boolean;
+    };
+
+export interface StreamOpen {
+  readonly type: 'stream-open';
+  readonly id: number;
+  readonly pod: StreamPod;
+  readonly request: StreamRequest;
+}
+
+export interface StreamWindow {
+  readonly type: 'stream-window';
+  readonly id: number;
+  readonly bytes: number;
+}
+
+export interface StreamResize {
+  readonly type: 'stream-resize';
+  readonly id: number;
+  readonly width: number;
+  readonly height: number;
+}
+
+export interface StreamCancel {
+  readonly type: 'stream-cancel';
+  readonly id: number;
+}
+
+/** Why a stream failed, close to the Status reason the API answers with. */
+export const StreamErrorReasons = [
+  'NotFound',
+  'BadRequest',
+  'Unsupported',
+  'TooManyStreams',
+  'InternalError',
+] as const;
+export type StreamErrorReason = (typeof StreamErrorReasons)[number];
+
+export interface StreamClose {
+  readonly type: 'stream-close';
+  readonly id: number;
+  /** Exec: the command's exit code. */
+  readonly exitCode?: number;
+  readonly error?: { readonly reason: StreamErrorReason; readonly message: string };
+}
+
+/**
+ * Binary frame layout (a WebSocket binary message; text frames stay JSON):
+ *   byte 0     kind: 1 data, 2 eof (end of the hub's stdin; no payload)
+ *   bytes 1-4  stream id, unsigned 32-bit big-endian, >= 1
+ *   byte 5     channel: 0 stdin (hub → agent), 1 stdout, 2 stderr (agent → hub)
+ *   bytes 6-   payload: data frames carry 1 to STREAM_CHUNK_BYTES bytes
+ */
+export const STREAM_FRAME_HEADER_BYTES = 6;
+export const StreamChannels = { stdin: 0, stdout: 1, stderr: 2 } as const;
+export type StreamChannel = (typeof StreamChannels)[keyof typeof StreamChannels];
+
+export interface StreamFrame {
+  readonly kind: 'data' | 'eof';
+  readonly id: number;
+  readonly channel: StreamChannel;
+  readonly payload: Buffer;
+}
+
+export type AgentMessage = Hello | Ack | StatusBatch | Heartbeat | ErrorMessage | StreamWindow | StreamClose;
+export type HubMessage =
+  | Welcome
+  | Batch
+  | StatusAck
+  | ErrorMessage
+  | StreamOpen
+  | StreamWindow
+  | StreamResize
+  | StreamCancel;
 export type Message = AgentMessage | HubMessage;

@@ -15,6 +15,9 @@ import { KedgeError } from '../../lib/errors.ts';
 import type { Logger } from '../../lib/log.ts';
 import type {
   ContainerState,
+  ExecIO,
+  ExecOptions,
+  LogOptions,
   PodContext,
   PodRef,
   PodRuntime,
@@ -53,6 +56,7 @@ import {
   resolveEnv,
   sandboxConfig,
 } from './spec.ts';
+import { CriStreaming } from './streaming.ts';
 import { containerMounts, type PreparedVolume, prepareVolumes } from './volumes.ts';
 
 export type EventType = 'Normal' | 'Warning';
@@ -178,12 +182,29 @@ export class CriRuntime implements PodRuntime {
   #relisting = false;
   #network: Promise<void> | undefined;
   #closed = false;
+  readonly #streaming: CriStreaming;
 
   private constructor(options: CriRuntimeOptions, client: CriClient, version: string) {
     this.#o = options;
     this.#log = options.logger;
     this.client = client;
     this.version = version;
+    this.#streaming = new CriStreaming({ client, dataDir: options.dataDir, logger: options.logger });
+  }
+
+  /** `kubectl logs` of a container, from its CRI log files (streaming.ts). */
+  logs(pod: PodRef, options: LogOptions, out: NodeJS.WritableStream, signal: AbortSignal): Promise<void> {
+    return this.#streaming.logs(pod, options, out, signal);
+  }
+
+  /** `kubectl exec` in a container, through CRI Exec and the runtime's streaming server (streaming.ts). */
+  exec(
+    pod: PodRef,
+    options: ExecOptions,
+    io: ExecIO,
+    signal: AbortSignal,
+  ): Promise<{ readonly exitCode: number }> {
+    return this.#streaming.exec(pod, options, io, signal);
   }
 
   /** Connects to the runtime (Version) and starts relisting. Throws a clear error when it is not there. */
