@@ -68,7 +68,17 @@ class HostRuntime extends FakeRuntime implements StreamingRuntime {
     if (!signal.aborted) await once(signal, 'abort').catch(() => {});
     this.appended.off(o.container, onLine);
   }
+  readonly sizes: Array<{ width: number; height: number }> = [];
   async exec(pod: PodRef, o: ExecOptions, io: ExecIO, signal: AbortSignal): Promise<{ exitCode: number }> {
+    if (o.tty) {
+      // A terminal: record the sizes kubectl sends, answer with what we got, exit when the first came.
+      for await (const size of io.resize ?? []) {
+        this.sizes.push(size);
+        io.stdout?.write(`size ${size.width}x${size.height}\r\n`);
+        break;
+      }
+      return { exitCode: 5 };
+    }
     const cwd = this.dirOf(pod);
     await mkdir(cwd, { recursive: true });
     const [cmd, ...args] = o.command;
@@ -220,6 +230,26 @@ describe('kubectl logs / exec / cp through the hub tunnel (test double runtime)'
     );
     assert.equal(r.length, big.length + 4 * 1024 * 1024);
     assert.ok(r.startsWith(big));
+  });
+
+  it('kubectl exec -it (under script, which gives kubectl a terminal): the terminal size reaches the node', async () => {
+    const child = spawn(
+      'script',
+      ['-qec', 'stty cols 123 rows 45; /usr/bin/kubectl exec -it one -- sh', '/dev/null'],
+      {
+        env: { ...process.env, KUBECONFIG: kc },
+        stdio: ['pipe', 'pipe', 'pipe'],
+      },
+    );
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+    });
+    const code = await new Promise<number | null>((ok) => child.on('close', ok));
+    assert.deepEqual(runtime.sizes[0], { width: 123, height: 45 });
+    assert.match(out, /size 123x45/);
+    assert.match(out, /command terminated with exit code 5/);
+    assert.equal(code, 5);
   });
 
   it('kubectl cp both ways (exec of tar)', async () => {
