@@ -32,7 +32,7 @@ import {
   startContainerd,
 } from '../test/harness/containerd.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
-import { stripToJs } from './lib/strip-to-js.ts';
+import { LAUNCHER } from './lib/agent-rss.ts';
 
 const PODS = Number(process.argv[2] ?? 100);
 const IDLE_SECONDS = Number(process.env['KEDGE_BENCH_IDLE_SECONDS'] ?? 60);
@@ -147,6 +147,7 @@ async function main(): Promise<void> {
   const agentDir = join(dir, 'agent');
   const agentArgs = ['--runtime', 'cri', '--cri-endpoint', containerd.endpoint, '--host-ip', '127.0.0.1'];
   agent = await startAgentProcess({
+    main: LAUNCHER,
     server: server.url,
     token,
     nodeName: NODE,
@@ -214,12 +215,10 @@ async function main(): Promise<void> {
   // ---- 4. restart on the same data dir: adopt PODS pods ----
   watch.close();
   await agent.stop();
-  const jsMain = stripToJs(join(import.meta.dirname, '..'), join(dir, 'js'));
   const tsMain = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
   for (const [label, mainFile, nodeArgs] of [
-    ['.ts sources', tsMain, []],
-    ['.ts sources, --max-semi-space-size=1', tsMain, ['--max-semi-space-size=1']],
-    ['pre-stripped .js, --max-semi-space-size=1', jsMain, ['--max-semi-space-size=1']],
+    ['bin/kedge.js, what users run', LAUNCHER, []],
+    ['src/cli/main.ts, what tests run', tsMain, []],
   ] as const) {
     const started = performance.now();
     const child = spawn(

@@ -27,10 +27,12 @@ export async function startAgentProcess(options: {
   extraArgs?: readonly string[];
   /** Flags for node itself (V8 flags such as --max-semi-space-size). */
   nodeArgs?: readonly string[];
+  /** The script to run instead of src/cli/main.ts, e.g. bin/kedge.js (the launcher users run). */
+  main?: string;
 }): Promise<AgentProcess> {
   const args = [
     ...(options.nodeArgs ?? []),
-    MAIN,
+    options.main ?? MAIN,
     'agent',
     '--server',
     options.server,
