@@ -21,6 +21,7 @@ import { type Cluster, Resources } from '../src/client/types.ts';
 import { type RunningControllers, startControllers } from '../src/controllers/manager.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.ts';
+import { createRecorder } from './lib/measure.ts';
 
 const REPLICAS = Number(process.argv[2] ?? 2000);
 const PODS = Number(process.argv[3] ?? 20_000);
@@ -32,17 +33,7 @@ setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 const dir = await mkdtemp(join(tmpdir(), 'kedge-bench-controllers-'));
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(62)} ${String(v).padStart(10)} ${unit}`);
-};
+const { rows, record } = createRecorder(62);
 const mb = (bytes: number): number => bytes / 2 ** 20;
 
 function nodeObject(i: number): KubeObject {

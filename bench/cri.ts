@@ -33,6 +33,7 @@ import {
 } from '../test/harness/containerd.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
 import { LAUNCHER } from './lib/agent-rss.ts';
+import { cpuSeconds, createRecorder, percentile, rssMiB } from './lib/measure.ts';
 
 const PODS = Number(process.argv[2] ?? 100);
 const IDLE_SECONDS = Number(process.env['KEDGE_BENCH_IDLE_SECONDS'] ?? 60);
@@ -42,35 +43,7 @@ const NODE = 'bench-cri';
 if (!Number.isSafeInteger(PODS) || PODS < 10)
   throw new TypeError(`PODS must be an integer >= 10, got ${process.argv[2]}`);
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(72)} ${String(v).padStart(10)} ${unit}`);
-};
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  if (kb === undefined) throw new Error(`No VmRSS in /proc/${pid}/status`);
-  return Number(kb) / 1024;
-}
-
-/** utime + stime of a process, in seconds. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // USER_HZ is 100 on Linux
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
+const { rows, record } = createRecorder(72);
 
 const isReady = (o: KubeObject): boolean => {
   const st = o['status'] as
@@ -259,6 +232,14 @@ async function main(): Promise<void> {
     record(`containers started again by the restarted agent (${label})`, containersStarted, 'containers');
     await sleep(15_000);
     record(`agent RSS idle, ${PODS} pods, after restart (${label})`, await rssMiB(child.pid!), 'MiB');
+    const cpu0 = await cpuSeconds(child.pid!);
+    const at0 = performance.now();
+    await sleep(IDLE_SECONDS * 1000);
+    record(
+      `agent CPU idle, ${PODS} pods, after restart (${label})`,
+      (100 * ((await cpuSeconds(child.pid!)) - cpu0)) / ((performance.now() - at0) / 1000),
+      '% of one core',
+    );
     child.kill('SIGTERM');
     await exited;
   }

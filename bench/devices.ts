@@ -23,6 +23,7 @@ import { RemoteCluster } from '../src/client/remote-cluster.ts';
 import { readKubeconfig, resolveKubeconfig } from '../src/lib/kubeconfig.ts';
 import { startAgentProcess } from '../test/harness/agent.ts';
 import { startServerProcess } from '../test/harness/server.ts';
+import { createRecorder, percentile, rssMiB } from './lib/measure.ts';
 
 const DEVICES = Number(process.argv[2] ?? 1000);
 const UPDATES = Number(process.argv[3] ?? 20_000);
@@ -34,18 +35,7 @@ for (const [n, v] of [
 ] as const)
   if (!Number.isSafeInteger(v) || v < 1) throw new TypeError(`${n} must be a positive integer, got ${v}`);
 
-const rows: Array<{ name: string; value: number; unit: string }> = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(64)} ${String(v).padStart(12)} ${unit}`);
-};
-async function rssMiB(pid: number): Promise<number> {
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(await readFile(`/proc/${pid}/status`, 'utf8'))?.[1];
-  return Number(kb) / 1024;
-}
-const percentile = (sorted: readonly number[], p: number): number =>
-  sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
+const { rows, record } = createRecorder(64);
 const name = (i: number): string => `d-${String(i).padStart(5, '0')}`;
 
 const server = await startServerProcess();

@@ -29,6 +29,7 @@ import { startAgentProcess } from '../test/harness/agent.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
 import { type ByteCounts, bytesBetween, startByteProxy } from './lib/byte-proxy.ts';
 import { httpWatch } from './lib/http-watch.ts';
+import { createRecorder, percentile, rssMiB } from './lib/measure.ts';
 import { inParallel, joinNodes, type SwarmNode, startSwarm, stopSwarm } from './lib/node-swarm.ts';
 import { stripToJs } from './lib/strip-to-js.ts';
 
@@ -40,29 +41,7 @@ const EDGE_NODE = 'bench-edge';
 if (!Number.isSafeInteger(NODES) || NODES < 1)
   throw new TypeError(`NODES must be a positive integer, got ${process.argv[2]}`);
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(64)} ${String(v).padStart(12)} ${unit}`);
-};
-
-/** VmRSS of a process in MiB. */
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  if (kb === undefined) throw new Error(`No VmRSS in /proc/${pid}/status`);
-  return Number(kb) / 1024;
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? Number.NaN;
-}
+const { rows, record } = createRecorder(64);
 
 /** Resolves with the first state of the named object (current or future) that satisfies `ok`. */
 async function waitForObject(

@@ -16,20 +16,11 @@ import { join } from 'node:path';
 import { modbusMapper } from '../src/agent/mappers/modbus.ts';
 import { ModbusTcpClient } from '../src/agent/mappers/modbus-tcp.ts';
 import type { MapperProperty } from '../src/agent/mappers/types.ts';
+import { createRecorder } from './lib/measure.ts';
 
 const N = Number(process.argv[2] ?? 20_000);
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string) => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(52)} ${String(v).padStart(12)} ${unit}`);
-};
+const { rows, record } = createRecorder(52);
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {

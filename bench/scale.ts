@@ -33,6 +33,7 @@ import { RemoteCluster } from '../src/client/remote-cluster.ts';
 import { Resources } from '../src/client/types.ts';
 import { type ResolvedKubeconfig, readKubeconfig, resolveKubeconfig } from '../src/lib/kubeconfig.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
+import { cpuSeconds, createRecorder, percentile, rssMiB } from './lib/measure.ts';
 import { inParallel } from './lib/node-swarm.ts';
 
 const NODES = Number(process.argv[2] ?? 1000);
@@ -47,32 +48,8 @@ if (!Number.isSafeInteger(NODES) || NODES < 1)
 if (!Number.isSafeInteger(PODS_PER_NODE) || PODS_PER_NODE < 0)
   throw new TypeError(`PODS_PER_NODE must be a non-negative integer: ${PODS_PER_NODE}`);
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(66)} ${String(v).padStart(12)} ${unit}`);
-};
+const { rows, record } = createRecorder(66);
 const note = (text: string): void => console.log(`# ${text}`);
-
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
-  return kb === undefined ? Number.NaN : Number(kb) / 1024;
-}
-
-/** CPU seconds (user + system) a process has used so far. */
-async function cpuSeconds(pid: number): Promise<number> {
-  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  // After the command: state is field 3; utime and stime are fields 14 and 15 (1-based) of the whole line.
-  return (Number(fields[11]) + Number(fields[12])) / 100;
-}
 
 /** Samples a process's RSS every 200 ms until stopped; returns the peak in MiB. */
 function rssPeak(pid: () => number | undefined): { stop(): number } {
@@ -93,12 +70,6 @@ function rssPeak(pid: () => number | undefined): { stop(): number } {
       return peak;
     },
   };
-}
-
-function percentile(sorted: readonly number[], p: number): number {
-  return (
-    sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))] ?? Number.NaN
-  );
 }
 
 /** GET /metrics with the admin credentials; returns the text. */

@@ -25,21 +25,12 @@ import {
 } from '../src/controllers/scheduler/index.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
+import { createRecorder } from './lib/measure.ts';
 
 const PODS = Number(process.argv[2] ?? 10_000);
 const dir = await mkdtemp(join(tmpdir(), 'kedge-bench-scheduler-'));
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string): void => {
-  const v = Math.round(value * 100) / 100;
-  rows.push({ name, value: v, unit });
-  console.log(`${name.padEnd(58)} ${String(v).padStart(12)} ${unit}`);
-};
+const { rows, record } = createRecorder(58);
 
 function nodeObject(i: number): KubeObject {
   return {

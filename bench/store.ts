@@ -6,6 +6,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.ts';
+import { createRecorder, percentile } from './lib/measure.ts';
 
 const N = Number(process.argv[2] ?? 20_000);
 const WATCHERS = 1000;
@@ -45,16 +46,7 @@ function podValue(ns: string, name: string, i: number): string {
   });
 }
 
-interface Row {
-  name: string;
-  value: number;
-  unit: string;
-}
-const rows: Row[] = [];
-const record = (name: string, value: number, unit: string) => {
-  rows.push({ name, value: Math.round(value * 100) / 100, unit });
-  console.log(`${name.padEnd(44)} ${String(Math.round(value * 100) / 100).padStart(12)} ${unit}`);
-};
+const { rows, record } = createRecorder(44);
 const ms = (start: number) => performance.now() - start;
 const rssMb = () => process.memoryUsage().rss / 2 ** 20;
 
@@ -62,10 +54,6 @@ async function timed<T>(fn: () => Promise<T>): Promise<[T, number]> {
   const start = performance.now();
   const out = await fn();
   return [out, ms(start)];
-}
-
-function percentile(sorted: number[], p: number): number {
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
 }
 
 async function writes(store: SqliteStore): Promise<void> {
