@@ -82,7 +82,18 @@ export function integer(value: bigint | number | Uint8Array): Buffer {
   return tlv(TAG.INTEGER, bytes);
 }
 
+// kedge encodes the same few OIDs for every certificate; remember their encodings.
+const oidCache = new Map<string, Buffer>();
+
 export function oid(dotted: string): Buffer {
+  const cached = oidCache.get(dotted);
+  if (cached !== undefined) return Buffer.from(cached);
+  const encoded = encodeOid(dotted);
+  if (oidCache.size < 64) oidCache.set(dotted, Buffer.from(encoded));
+  return encoded;
+}
+
+function encodeOid(dotted: string): Buffer {
   const arcs = dotted.split('.').map((a) => {
     if (!/^(0|[1-9][0-9]*)$/.test(a)) throw derError(`OID ${JSON.stringify(dotted)} is malformed`);
     return BigInt(a);

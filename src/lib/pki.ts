@@ -306,8 +306,10 @@ function keyAlgorithm(key: KeyObject, what: string): SigningAlgorithm {
 }
 
 /** SubjectPublicKeyInfo DER and its key identifier (SHA-1 of the subjectPublicKey bits, RFC 5280 method 1). */
-function publicKeyInfo(key: KeyObject): { spki: Buffer; keyId: Buffer } {
-  const spki = key.export({ type: 'spki', format: 'der' });
+function publicKeyInfo(
+  key: KeyObject,
+  spki: Buffer = key.export({ type: 'spki', format: 'der' }),
+): { spki: Buffer; keyId: Buffer } {
   const [, bits] = der.decode(spki).children;
   const keyId = createHash('sha1').update(der.readBitStringBytes(bits, 'subjectPublicKey')).digest();
   return { spki, keyId };
@@ -431,6 +433,8 @@ function signCertificate(
   ca: CertKeyPair,
   subject: Buffer,
   publicKey: KeyObject,
+  /** The key's SubjectPublicKeyInfo DER when the caller has it already (a CSR carries it). */
+  spkiDer: Buffer | undefined,
   options: {
     usage: CertUsage;
     dnsNames: readonly string[];
@@ -443,7 +447,7 @@ function signCertificate(
   const dnsNames = options.dnsNames.map(checkDnsName);
   const ipAddresses = options.ipAddresses.map(checkIpAddress);
   const subjectKey = keyAlgorithm(publicKey, 'public key');
-  const { spki, keyId } = publicKeyInfo(publicKey);
+  const { spki, keyId } = publicKeyInfo(publicKey, spkiDer);
   const now = Date.now();
   const notAfter = Math.min(now + options.validityDays * DAY_MS, issuer.notAfter);
   const extensions = [
@@ -513,10 +517,10 @@ export async function issueCertificate(
     }
     if (keyObject.type !== 'public')
       throw pkiError('The public key PEM holds a private key; pass the public key');
-    return { certPem: signCertificate(ca, subject, keyObject, signOptions) };
+    return { certPem: signCertificate(ca, subject, keyObject, undefined, signOptions) };
   }
   const keys = newKeyPair();
-  const certPem = signCertificate(ca, subject, keys.publicKey, signOptions);
+  const certPem = signCertificate(ca, subject, keys.publicKey, undefined, signOptions);
   return { certPem, keyPem: privateKeyPem(keys.privateKey) };
 }
 
@@ -539,7 +543,7 @@ export async function createCsr(options: {
 }
 
 /** A PKCS#10 request read and its self-signature checked; the subject's CN and O values. */
-function readCsr(csrDer: Buffer): { cn: string[]; o: string[]; publicKey: KeyObject } {
+function readCsr(csrDer: Buffer): { cn: string[]; o: string[]; publicKey: KeyObject; spki: Buffer } {
   let info: der.DerNode;
   let signatureAlgorithm: string;
   let signature: Buffer;
@@ -591,7 +595,7 @@ function readCsr(csrDer: Buffer): { cn: string[]; o: string[]; publicKey: KeyObj
     throw pkiError(`The CSR signature cannot be checked: ${causeText(err)}`, {}, err);
   }
   if (!valid) throw pkiError('The CSR signature does not match its public key');
-  return { ...name, publicKey };
+  return { ...name, publicKey, spki: Buffer.from(spki.raw) };
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
@@ -626,7 +630,7 @@ export async function signCsr(ca: CertKeyPair, csrPem: string, options: SignCsrO
     );
   }
   keyAlgorithm(csr.publicKey, 'CSR public key');
-  return signCertificate(ca, encodeName(options.commonName, wantOrgs), csr.publicKey, {
+  return signCertificate(ca, encodeName(options.commonName, wantOrgs), csr.publicKey, csr.spki, {
     usage: options.usage ?? 'client',
     dnsNames: options.dnsNames ?? [],
     ipAddresses: options.ipAddresses ?? [],
