@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import fc from 'fast-check';
 import { isKedgeError } from './errors.ts';
 import {
   type CertKeyPair,
@@ -223,6 +224,21 @@ describe('issueCertificate', () => {
     const cert = await issueCertificate(ca, { commonName: 'holder', usage: 'client', publicKeyPem });
     assert.equal(cert.keyPem, undefined);
     assert.ok(keyMatchesCertificate(cert.certPem, csr.keyPem));
+  });
+
+  test('any IPv4 or IPv6 address in the SANs reads back as the same address', async () => {
+    const ca = await createCA({ commonName: 'ip-ca' });
+    const normal = (ip: string): string => new URL(`http://[${ip}]`).hostname.slice(1, -1);
+    await fc.assert(
+      fc.asyncProperty(fc.ipV4(), fc.ipV6(), async (v4, v6) => {
+        const cert = await issueCertificate(ca, { commonName: 'ip', usage: 'server', ipAddresses: [v4, v6] });
+        const node = new X509Certificate(cert.certPem);
+        assert.equal(node.checkIP(v4), v4);
+        assert.equal(node.checkIP(v6), v6);
+        assert.deepEqual(certInfo(cert.certPem).ipAddresses, [v4, normal(v6)]);
+      }),
+      { numRuns: 100 },
+    );
   });
 
   test('does not outlive its CA', async () => {
