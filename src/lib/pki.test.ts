@@ -409,6 +409,21 @@ describe('CSR signing', () => {
     await assert.rejects(signCsr(ca, tampered, { commonName: 'n' }), isPkiError);
   });
 
+  test('any single corrupted byte of a CSR is refused with KEDGE_PKI_INVALID', async () => {
+    const csr = await createCsr({ commonName: 'system:node:fuzz', organizations: ['system:nodes'] });
+    const der = Buffer.from(csr.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const options = { commonName: 'system:node:fuzz', organizations: ['system:nodes'] };
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: der.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
+        const bad = Buffer.from(der);
+        bad[at] = (bad[at] ?? 0) ^ xor;
+        const pem = `-----BEGIN CERTIFICATE REQUEST-----\n${bad.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+        await assert.rejects(signCsr(ca, pem, options), isPkiError, `byte ${at} ^ ${xor}`);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   test('refuses garbage', async () => {
     for (const pem of [
       '',
