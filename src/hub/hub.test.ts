@@ -311,6 +311,28 @@ describe('hub', () => {
       await assert.rejects(cluster.get(Resources.nodes, undefined, 'node-x'), /not found/);
     });
 
+    it('refuses a truncated or tampered CSR with 400 and says why, creating no node', async () => {
+      const csr = await createCsr({ commonName: 'system:node:node-t', organizations: ['system:nodes'] });
+      const der = Buffer.from(csr.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+      const pem = (bytes: Buffer): string =>
+        `-----BEGIN CERTIFICATE REQUEST-----\n${bytes.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+      const truncated = await call('POST', JOIN_CSR_PATH, {
+        token,
+        body: { nodeName: 'node-t', csrPem: pem(der.subarray(0, der.length - 10)) },
+      });
+      assert.equal(truncated.status, 400);
+      assert.match(truncated.text, /CSR cannot be parsed: DER truncated/);
+      const tampered = Buffer.from(der);
+      tampered[der.length - 40] = (tampered[der.length - 40] ?? 0) ^ 0x01;
+      const forged = await call('POST', JOIN_CSR_PATH, {
+        token,
+        body: { nodeName: 'node-t', csrPem: pem(tampered) },
+      });
+      assert.equal(forged.status, 400);
+      assert.match(forged.text, /CSR signature does not match/);
+      await assert.rejects(cluster.get(Resources.nodes, undefined, 'node-t'), /not found/);
+    });
+
     it('refuses a node name already joined with another key (409)', async () => {
       const csr = await createCsr({ commonName: 'system:node:node-a', organizations: ['system:nodes'] });
       const res = await call('POST', JOIN_CSR_PATH, {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { TLSSocket } from 'node:tls';
+import fc from 'fast-check';
 import { isKedgeError } from './errors.ts';
 import {
   type CertKeyPair,
@@ -225,6 +226,21 @@ describe('issueCertificate', () => {
     assert.ok(keyMatchesCertificate(cert.certPem, csr.keyPem));
   });
 
+  test('any IPv4 or IPv6 address in the SANs reads back as the same address', async () => {
+    const ca = await createCA({ commonName: 'ip-ca' });
+    const normal = (ip: string): string => new URL(`http://[${ip}]`).hostname.slice(1, -1);
+    await fc.assert(
+      fc.asyncProperty(fc.ipV4(), fc.ipV6(), async (v4, v6) => {
+        const cert = await issueCertificate(ca, { commonName: 'ip', usage: 'server', ipAddresses: [v4, v6] });
+        const node = new X509Certificate(cert.certPem);
+        assert.equal(node.checkIP(v4), v4);
+        assert.equal(node.checkIP(v6), v6);
+        assert.deepEqual(certInfo(cert.certPem).ipAddresses, [v4, normal(v6)]);
+      }),
+      { numRuns: 100 },
+    );
+  });
+
   test('does not outlive its CA', async () => {
     const ca = await createCA({ commonName: 'short-ca', validityDays: 2 });
     const cert = await issueCertificate(ca, { commonName: 'long', usage: 'client', validityDays: 365 });
@@ -393,6 +409,21 @@ describe('CSR signing', () => {
     await assert.rejects(signCsr(ca, tampered, { commonName: 'n' }), isPkiError);
   });
 
+  test('any single corrupted byte of a CSR is refused with KEDGE_PKI_INVALID', async () => {
+    const csr = await createCsr({ commonName: 'system:node:fuzz', organizations: ['system:nodes'] });
+    const der = Buffer.from(csr.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const options = { commonName: 'system:node:fuzz', organizations: ['system:nodes'] };
+    await fc.assert(
+      fc.asyncProperty(fc.nat({ max: der.length - 1 }), fc.integer({ min: 1, max: 255 }), async (at, xor) => {
+        const bad = Buffer.from(der);
+        bad[at] = (bad[at] ?? 0) ^ xor;
+        const pem = `-----BEGIN CERTIFICATE REQUEST-----\n${bad.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+        await assert.rejects(signCsr(ca, pem, options), isPkiError, `byte ${at} ^ ${xor}`);
+      }),
+      { numRuns: 400 },
+    );
+  });
+
   test('refuses garbage', async () => {
     for (const pem of [
       '',
@@ -506,5 +537,189 @@ describe('loadOrCreateServerPki', () => {
 
   test('refuses an invalid host', async () => {
     await assert.rejects(loadOrCreateServerPki(dir, { hosts: ['not a host'] }), isPkiError);
+  });
+});
+
+describe('interoperability with openssl and node:crypto', {
+  skip: !openssl && process.env['CI'] !== 'true',
+}, () => {
+  let dir: string;
+  let ca: CertKeyPair;
+  before(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'kedge-pki-ossl-'));
+    ca = await createCA({ commonName: 'interop-ca' });
+    await writeFile(join(dir, 'ca.crt'), ca.certPem);
+  });
+  after(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  function run(args: string[]): string {
+    const result = spawnSync('openssl', args, { encoding: 'utf8' });
+    assert.equal(result.status, 0, `openssl ${args.join(' ')}: ${result.stdout}${result.stderr}`);
+    return result.stdout + result.stderr;
+  }
+
+  test('the CA parses with the CA extensions and verifies itself', () => {
+    const text = run(['x509', '-in', join(dir, 'ca.crt'), '-noout', '-text']);
+    assert.match(text, /X509v3 Basic Constraints: critical\s+CA:TRUE/);
+    assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature, Certificate Sign, CRL Sign/);
+    assert.match(text, /X509v3 Subject Key Identifier/);
+    assert.match(text, /Signature Algorithm: ecdsa-with-SHA256/);
+    assert.match(run(['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, 'ca.crt')]), /OK/);
+  });
+
+  test('a node certificate from signCsr verifies with openssl and node:crypto and shows its extensions', async () => {
+    const csr = await createCsr({ commonName: 'system:node:edge-1', organizations: ['system:nodes'] });
+    const certPem = await signCsr(ca, csr.csrPem, {
+      commonName: 'system:node:edge-1',
+      organizations: ['system:nodes'],
+      usage: 'both',
+      dnsNames: ['edge-1.example'],
+      ipAddresses: ['10.0.0.1', 'fd00::1', '::ffff:192.0.2.1'],
+    });
+    const cert = new X509Certificate(certPem);
+    const caCert = new X509Certificate(ca.certPem);
+    assert.ok(cert.checkIssued(caCert));
+    assert.ok(cert.verify(caCert.publicKey));
+    assert.equal(cert.checkIP('::ffff:192.0.2.1'), '::ffff:192.0.2.1');
+    await writeFile(join(dir, 'leaf.crt'), certPem);
+    for (const purpose of ['sslclient', 'sslserver']) {
+      assert.match(
+        run(['verify', '-purpose', purpose, '-CAfile', join(dir, 'ca.crt'), join(dir, 'leaf.crt')]),
+        /leaf\.crt: OK/,
+      );
+    }
+    const text = run(['x509', '-in', join(dir, 'leaf.crt'), '-noout', '-text']);
+    assert.match(text, /Subject: O = system:nodes, CN = system:node:edge-1/);
+    assert.match(text, /Issuer: CN = interop-ca/);
+    assert.match(text, /X509v3 Basic Constraints: critical\s+CA:FALSE/);
+    assert.match(text, /X509v3 Key Usage: critical\s+Digital Signature\n/);
+    assert.match(
+      text,
+      /X509v3 Extended Key Usage:\s+TLS Web Server Authentication, TLS Web Client Authentication/,
+    );
+    assert.match(
+      text,
+      /X509v3 Subject Alternative Name:\s+DNS:edge-1.example, IP Address:10.0.0.1, IP Address:FD00:0:0:0:0:0:0:1, IP Address:0:0:0:0:0:FFFF:C000:201/,
+    );
+    // The authority key id is the CA's subject key id, which is what chain building matches on.
+    const caText = run(['x509', '-in', join(dir, 'ca.crt'), '-noout', '-text']);
+    const caKeyId = /X509v3 Subject Key Identifier:\s+([0-9A-F:]+)/.exec(caText)?.[1];
+    assert.ok(caKeyId);
+    assert.match(text, new RegExp(`X509v3 Authority Key Identifier:\\s+(keyid:)?${caKeyId}`));
+    assert.match(text, /X509v3 Subject Key Identifier/);
+    assert.ok(keyMatchesCertificate(certPem, csr.keyPem));
+  });
+
+  test('a CSR from createCsr is accepted by openssl req -verify', async () => {
+    const csr = await createCsr({
+      commonName: 'system:node:edge-2',
+      organizations: ['system:nodes', 'edge'],
+    });
+    await writeFile(join(dir, 'kedge.csr'), csr.csrPem);
+    const text = run(['req', '-in', join(dir, 'kedge.csr'), '-verify', '-noout', '-subject']);
+    assert.match(text, /verify OK/);
+    assert.match(text, /subject=O = system:nodes, O = edge, CN = system:node:edge-2/);
+  });
+
+  for (const [kind, keyArgs] of [
+    ['EC P-256', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256']],
+    ['EC P-384', ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-384']],
+    ['RSA 2048', ['-newkey', 'rsa:2048']],
+  ] as const) {
+    test(`a CSR made by openssl (${kind}) is accepted by signCsr`, async () => {
+      const name = kind.replace(/\W/g, '');
+      run([
+        'req',
+        '-new',
+        ...keyArgs,
+        '-nodes',
+        '-subj',
+        '/O=system:nodes/CN=system:node:ossl',
+        '-keyout',
+        join(dir, `${name}.key`),
+        '-out',
+        join(dir, `${name}.csr`),
+      ]);
+      const csrPem = await readFile(join(dir, `${name}.csr`), 'utf8');
+      const certPem = await signCsr(ca, csrPem, {
+        commonName: 'system:node:ossl',
+        organizations: ['system:nodes'],
+      });
+      assert.ok(keyMatchesCertificate(certPem, await readFile(join(dir, `${name}.key`), 'utf8')));
+      assert.ok(isIssuedBy(certPem, ca.certPem));
+      await writeFile(join(dir, `${name}.crt`), certPem);
+      assert.match(run(['verify', '-CAfile', join(dir, 'ca.crt'), join(dir, `${name}.crt`)]), /OK/);
+    });
+  }
+
+  test('a tampered CSR is refused: flipped byte in the signature or in the subject', async () => {
+    const csr = await createCsr({ commonName: 'system:node:abc', organizations: ['system:nodes'] });
+    const der = Buffer.from(csr.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const pem = (bytes: Buffer): string =>
+      `-----BEGIN CERTIFICATE REQUEST-----\n${bytes.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const options = { commonName: 'system:node:abc', organizations: ['system:nodes'] };
+    assert.ok(await signCsr(ca, pem(der), options));
+
+    // The subject: system:node:abc -> system:node:abd (still a well-formed request).
+    const cn = der.indexOf('system:node:abc');
+    const subject = Buffer.from(der);
+    subject[cn + 14] = 'd'.charCodeAt(0);
+    await assert.rejects(
+      signCsr(ca, pem(subject), { ...options, commonName: 'system:node:abd' }),
+      (err: unknown) => isPkiError(err) && /signature does not match/.test((err as Error).message),
+    );
+    // A byte inside r of the ECDSA signature (the BIT STRING holds SEQUENCE { INTEGER r, INTEGER s }).
+    const signature = Buffer.from(der);
+    // s and its header are the last 34 or 35 bytes, so 40 from the end lies inside r.
+    const rOffset = der.length - 40;
+    signature[rOffset] = (signature[rOffset] ?? 0) ^ 0x10;
+    await assert.rejects(
+      signCsr(ca, pem(signature), options),
+      (err: unknown) => isPkiError(err) && /signature does not match/.test((err as Error).message),
+    );
+  });
+
+  test('a malformed CSR is refused with a clear parse error', async () => {
+    const csr = await createCsr({ commonName: 'n' });
+    const der = Buffer.from(csr.csrPem.replace(/-----[^-]+-----|\s/g, ''), 'base64');
+    const pem = (bytes: Buffer): string =>
+      `-----BEGIN CERTIFICATE REQUEST-----\n${bytes.toString('base64')}\n-----END CERTIFICATE REQUEST-----\n`;
+    const parseError = (pattern: RegExp) => (err: unknown) =>
+      isPkiError(err) &&
+      /CSR cannot be parsed/.test((err as Error).message) &&
+      pattern.test((err as Error).message);
+    await assert.rejects(
+      signCsr(ca, pem(der.subarray(0, der.length - 5)), { commonName: 'n' }),
+      parseError(/truncated/),
+    );
+    await assert.rejects(
+      signCsr(ca, pem(Buffer.concat([der, Buffer.from([0])])), { commonName: 'n' }),
+      parseError(/trailing/),
+    );
+    const wrongTag = Buffer.from(der);
+    wrongTag[0] = 0x31; // SET instead of SEQUENCE
+    await assert.rejects(signCsr(ca, pem(wrongTag), { commonName: 'n' }), parseError(/expected SEQUENCE/));
+    await assert.rejects(
+      signCsr(ca, '-----BEGIN CERTIFICATE REQUEST-----\n@@@@\n-----END CERTIFICATE REQUEST-----\n', {
+        commonName: 'n',
+      }),
+      isPkiError,
+    );
+  });
+
+  test('a process that creates and signs CSRs never loads an ASN.1 library', () => {
+    const script = `
+      import { createRequire } from 'node:module';
+      const pki = await import(${JSON.stringify(new URL('./pki.ts', import.meta.url).href)});
+      const ca = await pki.createCA({ commonName: 'c' });
+      const csr = await pki.createCsr({ commonName: 'n' });
+      await pki.signCsr(ca, csr.csrPem, { commonName: 'n' });
+      const loaded = Object.keys(createRequire(import.meta.url).cache).filter((p) => /@peculiar|asn1js|tsyringe/.test(p));
+      console.log(JSON.stringify(loaded));`;
+    const result = spawnSync(process.execPath, ['--input-type=module', '-e', script], { encoding: 'utf8' });
+    assert.equal(result.status, 0, result.stderr);
+    assert.deepEqual(JSON.parse(result.stdout), []);
   });
 });

@@ -1,65 +1,27 @@
-/** PKI for the server and agents: a cluster CA, server and client certificates, CSR signing. ECDSA P-256, PEM. */
+/**
+ * PKI for the server and agents: a cluster CA, server and client certificates, CSR signing. ECDSA P-256, PEM.
+ * node:crypto does all the cryptography (keys, signing, verifying); the certificate and request structures
+ * are built and read with the small DER codec in der.ts, so no ASN.1 library is loaded, on the join path or
+ * anywhere else.
+ */
 import {
   createHash,
   createPrivateKey,
   createPublicKey,
+  generateKeyPairSync,
   type KeyObject,
   X509Certificate as NodeX509Certificate,
-  type webcrypto,
+  randomBytes,
+  sign,
+  verify,
 } from 'node:crypto';
 import { chmod, mkdir, stat } from 'node:fs/promises';
-import { createRequire } from 'node:module';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import type * as X509 from '@peculiar/x509';
+import * as der from './der.ts';
 import { KedgeError } from './errors.ts';
 import { readIfExists, writeFileAtomic } from './files.ts';
-
-// @peculiar/x509 registers its algorithms through tsyringe, which refuses to load without a Reflect
-// metadata API. It only ever stores and reads injection tokens there, so a tiny WeakMap-backed
-// implementation is enough; it is installed only when no real polyfill is present.
-function installReflectMetadata(): void {
-  const reflect = Reflect as unknown as Record<string, unknown>;
-  if (typeof reflect['getMetadata'] === 'function') return;
-  const store = new WeakMap<object, Map<unknown, unknown>>();
-  const own = (target: object, key: unknown): unknown => store.get(target)?.get(key);
-  reflect['defineMetadata'] = (key: unknown, value: unknown, target: object): void => {
-    let map = store.get(target);
-    if (map === undefined) {
-      map = new Map();
-      store.set(target, map);
-    }
-    map.set(key, value);
-  };
-  reflect['getOwnMetadata'] = (key: unknown, target: object): unknown => own(target, key);
-  reflect['getMetadata'] = (key: unknown, target: object): unknown => {
-    for (let t: object | null = target; t !== null; t = Object.getPrototypeOf(t) as object | null) {
-      const value = own(t, key);
-      if (value !== undefined) return value;
-    }
-    return undefined;
-  };
-  reflect['hasMetadata'] = (key: unknown, target: object): boolean =>
-    (reflect['getMetadata'] as (k: unknown, t: object) => unknown)(key, target) !== undefined;
-}
-
-let loaded: typeof X509 | undefined;
-/**
- * @peculiar/x509 is loaded on first use (through this proxy), not at import: it and its ASN.1 stack cost an
- * agent ~5 MiB of memory it needs only to join or renew. Loaded with require so that the shim above runs
- * first.
- */
-const x509 = new Proxy({} as typeof X509, {
-  get(_target, property) {
-    if (loaded === undefined) {
-      installReflectMetadata();
-      loaded = createRequire(import.meta.url)('@peculiar/x509') as typeof X509;
-      loaded.cryptoProvider.set(globalThis.crypto);
-    }
-    return Reflect.get(loaded, property);
-  },
-});
 
 /** A certificate and its private key, both PEM. */
 export interface CertKeyPair {
@@ -120,8 +82,40 @@ export interface CertInfo {
 const DAY_MS = 24 * 60 * 60 * 1000;
 // Edge machines often boot with a wrong clock until NTP catches up; back-date so fresh certs work anyway.
 const BACKDATE_MS = 60 * 60 * 1000;
-const EC_P256 = { name: 'ECDSA', namedCurve: 'P-256' } as const;
-const ECDSA_SHA256 = { name: 'ECDSA', hash: 'SHA-256' } as const;
+
+const OID = {
+  commonName: '2.5.4.3',
+  organization: '2.5.4.10',
+  ecPublicKey: '1.2.840.10045.2.1',
+  rsaEncryption: '1.2.840.113549.1.1.1',
+  ecdsaSha256: '1.2.840.10045.4.3.2',
+  ecdsaSha384: '1.2.840.10045.4.3.3',
+  ecdsaSha512: '1.2.840.10045.4.3.4',
+  rsaSha256: '1.2.840.113549.1.1.11',
+  rsaSha384: '1.2.840.113549.1.1.12',
+  rsaSha512: '1.2.840.113549.1.1.13',
+  subjectKeyIdentifier: '2.5.29.14',
+  keyUsage: '2.5.29.15',
+  subjectAltName: '2.5.29.17',
+  basicConstraints: '2.5.29.19',
+  authorityKeyIdentifier: '2.5.29.35',
+  extKeyUsage: '2.5.29.37',
+  serverAuth: '1.3.6.1.5.5.7.3.1',
+  clientAuth: '1.3.6.1.5.5.7.3.2',
+} as const;
+
+/** Signature algorithms a CSR may be signed with: the key type they need and the hash. */
+const SIGNATURE_ALGORITHMS: Readonly<Record<string, { keyType: 'ec' | 'rsa'; hash: string }>> = {
+  [OID.ecdsaSha256]: { keyType: 'ec', hash: 'sha256' },
+  [OID.ecdsaSha384]: { keyType: 'ec', hash: 'sha384' },
+  [OID.ecdsaSha512]: { keyType: 'ec', hash: 'sha512' },
+  [OID.rsaSha256]: { keyType: 'rsa', hash: 'sha256' },
+  [OID.rsaSha384]: { keyType: 'rsa', hash: 'sha384' },
+  [OID.rsaSha512]: { keyType: 'rsa', hash: 'sha512' },
+};
+
+// keyUsage bit numbers (RFC 5280 4.2.1.3).
+const KU = { digitalSignature: 0, keyEncipherment: 2, keyCertSign: 5, cRLSign: 6 } as const;
 
 function pkiError(message: string, context: Record<string, unknown> = {}, cause?: unknown): KedgeError {
   return new KedgeError('KEDGE_PKI_INVALID', message, cause === undefined ? { context } : { context, cause });
@@ -161,37 +155,93 @@ function checkDnsName(name: string): string {
 }
 
 function checkIpAddress(ip: string): string {
-  if (isIP(ip) === 0) throw pkiError(`IP address ${JSON.stringify(ip)} is not valid`, { ipAddress: ip });
+  if (isIP(ip) === 0 || ip.includes('%')) {
+    throw pkiError(`IP address ${JSON.stringify(ip)} is not valid`, { ipAddress: ip });
+  }
   return ip;
 }
 
-function subjectName(commonName: string, organizations: readonly string[] = []): X509.Name {
+/** The 4 or 16 bytes of an address checkIpAddress accepted (an iPAddress GeneralName). */
+function ipBytes(ip: string): Buffer {
+  if (isIP(ip) === 4) return Buffer.from(ip.split('.').map(Number));
+  let text = ip;
+  const tail: number[] = [];
+  const v4 = /^(.*:)(\d+\.\d+\.\d+\.\d+)$/.exec(ip);
+  if (v4 !== null) {
+    text = `${v4[1]}0:0`;
+    tail.push(...(v4[2] ?? '').split('.').map(Number));
+  }
+  const [head = '', rest] = text.split('::');
+  const groups = (s: string): string[] => (s === '' ? [] : s.split(':'));
+  const left = groups(head);
+  const right = rest === undefined ? [] : groups(rest);
+  const fill = rest === undefined ? [] : new Array<string>(8 - left.length - right.length).fill('0');
+  const all = [...left, ...fill, ...right];
+  const out = Buffer.alloc(16);
+  for (const [i, g] of all.entries()) out.writeUInt16BE(Number.parseInt(g, 16), i * 2);
+  if (tail.length === 4) out.set(tail, 12);
+  return out;
+}
+
+/** A distinguished name: one RDN per organization, then CN (the order kedge always used). */
+function encodeName(commonName: string, organizations: readonly string[] = []): Buffer {
   checkNameValue('commonName', commonName);
   for (const o of organizations) checkNameValue('organization', o);
-  const json: X509.JsonName = organizations.map((o) => ({ O: [o] }));
-  json.push({ CN: [commonName] });
-  return new x509.Name(json);
+  const rdn = (type: string, value: string): Buffer =>
+    der.setOf(der.sequence(der.oid(type), der.utf8String(value)));
+  return der.sequence(...organizations.map((o) => rdn(OID.organization, o)), rdn(OID.commonName, commonName));
 }
 
-function randomSerial(): string {
-  const bytes = globalThis.crypto.getRandomValues(new Uint8Array(16));
+/** The CN and O values of a DER Name (every RDN, multi-valued ones included). */
+function readName(node: der.DerNode | undefined, what: string): { cn: string[]; o: string[] } {
+  const name = der.expect(node, der.TAG.SEQUENCE, what);
+  const out = { cn: [] as string[], o: [] as string[] };
+  for (const rdn of name.children) {
+    der.expect(rdn, der.TAG.SET, `${what} RDN`);
+    for (const atv of rdn.children) {
+      const [type, value] = der.expectChildren(
+        der.expect(atv, der.TAG.SEQUENCE, `${what} attribute`),
+        2,
+        2,
+        `${what} attribute`,
+      );
+      const oid = der.readOid(type, `${what} attribute type`);
+      if (oid === OID.commonName) out.cn.push(der.readString(value, `${what} CN`));
+      else if (oid === OID.organization) out.o.push(der.readString(value, `${what} O`));
+    }
+  }
+  return out;
+}
+
+function randomSerial(): Buffer {
+  const bytes = randomBytes(16);
   // Positive, and no leading zero byte that DER would strip.
   bytes[0] = ((bytes[0] ?? 0) & 0x7f) | 0x40;
-  return Buffer.from(bytes).toString('hex');
+  return bytes;
 }
 
-function toPem(der: ArrayBuffer, label: string): string {
+function toPem(der: Uint8Array, label: string): string {
   const b64 = Buffer.from(der).toString('base64');
   const lines = b64.match(/.{1,64}/g) ?? [];
   return `-----BEGIN ${label}-----\n${lines.join('\n')}\n-----END ${label}-----\n`;
 }
 
-async function generateKeyPair(): Promise<webcrypto.CryptoKeyPair> {
-  return globalThis.crypto.subtle.generateKey(EC_P256, true, ['sign', 'verify']);
+/** The DER inside the first PEM block with this label; strict base64. */
+function fromPem(pem: string, label: string, what: string): Buffer {
+  const match = new RegExp(`-----BEGIN ${label}-----([^-]*)-----END ${label}-----`).exec(pem);
+  const body = match?.[1]?.replace(/\s+/g, '') ?? '';
+  if (match === null || !/^[A-Za-z0-9+/]*={0,2}$/.test(body) || body.length % 4 !== 0 || body.length === 0) {
+    throw pkiError(`The ${what} is not valid PEM (${label})`);
+  }
+  return Buffer.from(body, 'base64');
 }
 
-async function exportPrivateKeyPem(key: webcrypto.CryptoKey): Promise<string> {
-  return toPem(await globalThis.crypto.subtle.exportKey('pkcs8', key), 'PRIVATE KEY');
+function newKeyPair(): { publicKey: KeyObject; privateKey: KeyObject } {
+  return generateKeyPairSync('ec', { namedCurve: 'prime256v1' });
+}
+
+function privateKeyPem(key: KeyObject): string {
+  return key.export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
 function parseNodeCertificate(pem: string, what: string): NodeX509Certificate {
@@ -200,15 +250,6 @@ function parseNodeCertificate(pem: string, what: string): NodeX509Certificate {
   }
   try {
     return new NodeX509Certificate(pem);
-  } catch (err) {
-    throw pkiError(`The ${what} cannot be parsed: ${causeText(err)}`, { what }, err);
-  }
-}
-
-function parseCertificate(pem: string, what: string): { node: NodeX509Certificate; x: X509.X509Certificate } {
-  const node = parseNodeCertificate(pem, what);
-  try {
-    return { node, x: new x509.X509Certificate(node.raw) };
   } catch (err) {
     throw pkiError(`The ${what} cannot be parsed: ${causeText(err)}`, { what }, err);
   }
@@ -226,32 +267,32 @@ function parsePrivateKey(pem: string, what: string): KeyObject {
   }
 }
 
-const CURVES: Readonly<Record<string, { curve: string; hash: string }>> = {
-  prime256v1: { curve: 'P-256', hash: 'SHA-256' },
-  secp384r1: { curve: 'P-384', hash: 'SHA-384' },
+const CURVE_HASH: Readonly<Record<string, { hash: string; oid: string }>> = {
+  prime256v1: { hash: 'sha256', oid: OID.ecdsaSha256 },
+  secp384r1: { hash: 'sha384', oid: OID.ecdsaSha384 },
 };
 
-/** WebCrypto import and signing parameters for a key, or a KEDGE_PKI_INVALID for kinds kedge does not use. */
-function keyAlgorithm(
-  key: KeyObject,
-  what: string,
-): {
-  importAlg: webcrypto.EcKeyImportParams | webcrypto.RsaHashedImportParams;
-  signAlg: webcrypto.EcdsaParams | webcrypto.Algorithm;
-} {
+interface SigningAlgorithm {
+  /** node:crypto digest name. */
+  hash: string;
+  /** The DER AlgorithmIdentifier of the signature. */
+  algorithmId: Buffer;
+  keyType: 'ec' | 'rsa';
+}
+
+/** How a key signs (or a public key is checked), or a KEDGE_PKI_INVALID for kinds kedge does not use. */
+function keyAlgorithm(key: KeyObject, what: string): SigningAlgorithm {
   const type = key.asymmetricKeyType;
   if (type === 'ec') {
-    const named = CURVES[key.asymmetricKeyDetails?.namedCurve ?? ''];
+    const named = CURVE_HASH[key.asymmetricKeyDetails?.namedCurve ?? ''];
     if (named !== undefined) {
-      return {
-        importAlg: { name: 'ECDSA', namedCurve: named.curve },
-        signAlg: { name: 'ECDSA', hash: named.hash },
-      };
+      return { hash: named.hash, algorithmId: der.sequence(der.oid(named.oid)), keyType: 'ec' };
     }
   } else if (type === 'rsa' && (key.asymmetricKeyDetails?.modulusLength ?? 0) >= 2048) {
     return {
-      importAlg: { name: 'RSASSA-PKCS1-v1_5', hash: 'SHA-256' },
-      signAlg: { name: 'RSASSA-PKCS1-v1_5' },
+      hash: 'sha256',
+      algorithmId: der.sequence(der.oid(OID.rsaSha256), der.nullValue()),
+      keyType: 'rsa',
     };
   }
   const detail = key.asymmetricKeyDetails?.namedCurve ?? key.asymmetricKeyDetails?.modulusLength ?? '';
@@ -264,53 +305,77 @@ function keyAlgorithm(
   );
 }
 
-async function importSigningKey(
-  keyPem: string,
-  what: string,
-): Promise<{ key: webcrypto.CryptoKey; alg: webcrypto.Algorithm }> {
-  const keyObject = parsePrivateKey(keyPem, what);
-  const { importAlg, signAlg } = keyAlgorithm(keyObject, what);
-  return { key: await keyObject.toCryptoKey(importAlg, false, ['sign']), alg: signAlg };
+/** SubjectPublicKeyInfo DER and its key identifier (SHA-1 of the subjectPublicKey bits, RFC 5280 method 1). */
+function publicKeyInfo(
+  key: KeyObject,
+  spki: Buffer = key.export({ type: 'spki', format: 'der' }),
+): { spki: Buffer; keyId: Buffer } {
+  const [, bits] = der.decode(spki).children;
+  const keyId = createHash('sha1').update(der.readBitStringBytes(bits, 'subjectPublicKey')).digest();
+  return { spki, keyId };
 }
 
-async function importPublicKey(keyObject: KeyObject, what: string): Promise<webcrypto.CryptoKey> {
-  const { importAlg } = keyAlgorithm(keyObject, what);
-  return keyObject.toCryptoKey(importAlg, true, ['verify']);
+function extension(oid: string, critical: boolean, value: Buffer): Buffer {
+  return der.sequence(der.oid(oid), ...(critical ? [der.boolean(true)] : []), der.octetString(value));
+}
+
+/** Builds the TBSCertificate, signs it with node:crypto and returns the certificate PEM. */
+function buildCertificate(options: {
+  issuer: Buffer;
+  subject: Buffer;
+  spki: Buffer;
+  notBefore: Date;
+  notAfter: Date;
+  extensions: Buffer[];
+  signingKey: KeyObject;
+  algorithm: SigningAlgorithm;
+}): string {
+  const tbs = der.sequence(
+    der.explicit(0, der.integer(2)), // v3
+    der.integer(randomSerial()),
+    options.algorithm.algorithmId,
+    options.issuer,
+    der.sequence(der.time(options.notBefore), der.time(options.notAfter)),
+    options.subject,
+    options.spki,
+    der.explicit(3, der.sequence(...options.extensions)),
+  );
+  const signature = sign(options.algorithm.hash, tbs, options.signingKey);
+  return toPem(der.sequence(tbs, options.algorithm.algorithmId, der.bitString(signature)), 'CERTIFICATE');
 }
 
 /** Creates a self-signed CA (CA:true, keyCertSign and cRLSign) with a new P-256 key. */
 export async function createCA(options: CreateCAOptions): Promise<CertKeyPair> {
   const days = checkValidityDays(options.validityDays, 3650);
-  const name = subjectName(options.commonName);
-  const keys = await generateKeyPair();
+  const name = encodeName(options.commonName);
+  const keys = newKeyPair();
+  const { spki, keyId } = publicKeyInfo(keys.publicKey);
   const now = Date.now();
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
-    serialNumber: randomSerial(),
-    name,
-    keys,
-    signingAlgorithm: ECDSA_SHA256,
+  const certPem = buildCertificate({
+    issuer: name,
+    subject: name,
+    spki,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(now + days * DAY_MS),
     extensions: [
-      new x509.BasicConstraintsExtension(true, undefined, true),
-      new x509.KeyUsagesExtension(
-        x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign | x509.KeyUsageFlags.digitalSignature,
-        true,
-      ),
-      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+      extension(OID.basicConstraints, true, der.sequence(der.boolean(true))),
+      extension(OID.keyUsage, true, der.namedBits([KU.digitalSignature, KU.keyCertSign, KU.cRLSign])),
+      extension(OID.subjectKeyIdentifier, false, der.octetString(keyId)),
     ],
+    signingKey: keys.privateKey,
+    algorithm: keyAlgorithm(keys.privateKey, 'CA key'),
   });
-  return { certPem: cert.toString('pem') + '\n', keyPem: await exportPrivateKeyPem(keys.privateKey) };
+  return { certPem, keyPem: privateKeyPem(keys.privateKey) };
 }
 
 function extendedUsages(usage: CertUsage): string[] {
   switch (usage) {
     case 'server':
-      return [x509.ExtendedKeyUsage.serverAuth];
+      return [OID.serverAuth];
     case 'client':
-      return [x509.ExtendedKeyUsage.clientAuth];
+      return [OID.clientAuth];
     case 'both':
-      return [x509.ExtendedKeyUsage.serverAuth, x509.ExtendedKeyUsage.clientAuth];
+      return [OID.serverAuth, OID.clientAuth];
     default:
       throw pkiError(`Certificate usage must be server, client or both, got ${JSON.stringify(usage)}`, {
         usage,
@@ -318,61 +383,109 @@ function extendedUsages(usage: CertUsage): string[] {
   }
 }
 
-async function signCertificate(
+/** What signing needs from a CA, read once per CA (a server signs every join with the same one). */
+interface CaContext {
+  key: KeyObject;
+  algorithm: SigningAlgorithm;
+  /** The CA certificate's subject Name, byte for byte: the issuer of what it signs. */
+  subject: Buffer;
+  /** The CA's subjectKeyIdentifier (or one computed from its key): the authorityKeyIdentifier of leaves. */
+  keyId: Buffer;
+  notAfter: number;
+}
+
+const caCache = new Map<string, CaContext>();
+const CA_CACHE_SIZE = 4;
+
+function caContext(ca: CertKeyPair): CaContext {
+  const cacheKey = `${ca.certPem}\u0000${ca.keyPem}`;
+  const cached = caCache.get(cacheKey);
+  if (cached !== undefined) return cached;
+  const cert = parseNodeCertificate(ca.certPem, 'CA certificate');
+  if (!cert.ca) throw pkiError('The CA certificate is not a CA (basicConstraints CA:false)');
+  const key = parsePrivateKey(ca.keyPem, 'CA key');
+  const algorithm = keyAlgorithm(key, 'CA key');
+  if (!cert.checkPrivateKey(key)) throw pkiError('The CA key does not belong to the CA certificate');
+  let subject: Buffer;
+  let keyId: Buffer | undefined;
+  try {
+    const [tbs] = der.decode(cert.raw).children;
+    const fields = der.expect(tbs, der.TAG.SEQUENCE, 'CA tbsCertificate').children;
+    const base = fields[0]?.tag === 0xa0 ? 1 : 0;
+    subject = Buffer.from(der.expect(fields[base + 4], der.TAG.SEQUENCE, 'CA subject').raw);
+    const extensions = fields.find((f) => f.tag === 0xa3)?.children[0]?.children ?? [];
+    for (const ext of extensions) {
+      if (der.readOid(ext.children[0], 'CA extension id') !== OID.subjectKeyIdentifier) continue;
+      const value = der.readOctetString(ext.children[ext.children.length - 1], 'CA subjectKeyIdentifier');
+      keyId = Buffer.from(der.readOctetString(der.decode(value), 'CA subjectKeyIdentifier'));
+    }
+  } catch (err) {
+    throw pkiError(`The CA certificate cannot be read: ${causeText(err)}`, {}, err);
+  }
+  keyId ??= publicKeyInfo(cert.publicKey).keyId;
+  const context: CaContext = { key, algorithm, subject, keyId, notAfter: cert.validToDate.getTime() };
+  if (caCache.size >= CA_CACHE_SIZE) caCache.delete(caCache.keys().next().value ?? '');
+  caCache.set(cacheKey, context);
+  return context;
+}
+
+function signCertificate(
   ca: CertKeyPair,
-  subject: X509.Name,
-  publicKey: webcrypto.CryptoKey,
+  subject: Buffer,
+  publicKey: KeyObject,
+  /** The key's SubjectPublicKeyInfo DER when the caller has it already (a CSR carries it). */
+  spkiDer: Buffer | undefined,
   options: {
     usage: CertUsage;
     dnsNames: readonly string[];
     ipAddresses: readonly string[];
     validityDays: number;
   },
-): Promise<string> {
-  const caCert = parseCertificate(ca.certPem, 'CA certificate');
-  if (!caCert.node.ca) throw pkiError('The CA certificate is not a CA (basicConstraints CA:false)');
-  const signing = await importSigningKey(ca.keyPem, 'CA key');
-  if (!caCert.node.checkPrivateKey(parsePrivateKey(ca.keyPem, 'CA key'))) {
-    throw pkiError('The CA key does not belong to the CA certificate');
-  }
+): string {
+  const issuer = caContext(ca);
   const ekus = extendedUsages(options.usage);
   const dnsNames = options.dnsNames.map(checkDnsName);
   const ipAddresses = options.ipAddresses.map(checkIpAddress);
+  const subjectKey = keyAlgorithm(publicKey, 'public key');
+  const { spki, keyId } = publicKeyInfo(publicKey, spkiDer);
   const now = Date.now();
-  const notAfter = Math.min(now + options.validityDays * DAY_MS, caCert.node.validToDate.getTime());
-  const extensions: X509.Extension[] = [
-    new x509.BasicConstraintsExtension(false, undefined, true),
+  const notAfter = Math.min(now + options.validityDays * DAY_MS, issuer.notAfter);
+  const extensions = [
+    extension(OID.basicConstraints, true, der.sequence()),
     // keyEncipherment only matters for RSA key exchange; ECDSA keys only sign.
-    new x509.KeyUsagesExtension(
-      publicKey.algorithm.name === 'ECDSA'
-        ? x509.KeyUsageFlags.digitalSignature
-        : x509.KeyUsageFlags.digitalSignature | x509.KeyUsageFlags.keyEncipherment,
+    extension(
+      OID.keyUsage,
       true,
+      der.namedBits(
+        subjectKey.keyType === 'ec' ? [KU.digitalSignature] : [KU.digitalSignature, KU.keyEncipherment],
+      ),
     ),
-    new x509.ExtendedKeyUsageExtension(ekus, false),
-    await x509.SubjectKeyIdentifierExtension.create(publicKey),
-    await x509.AuthorityKeyIdentifierExtension.create(caCert.x.publicKey),
+    extension(OID.extKeyUsage, false, der.sequence(...ekus.map((o) => der.oid(o)))),
+    extension(OID.subjectKeyIdentifier, false, der.octetString(keyId)),
+    extension(OID.authorityKeyIdentifier, false, der.sequence(der.implicitPrimitive(0, issuer.keyId))),
   ];
   if (dnsNames.length > 0 || ipAddresses.length > 0) {
     extensions.push(
-      new x509.SubjectAlternativeNameExtension([
-        ...dnsNames.map((value) => ({ type: 'dns' as const, value })),
-        ...ipAddresses.map((value) => ({ type: 'ip' as const, value })),
-      ]),
+      extension(
+        OID.subjectAltName,
+        false,
+        der.sequence(
+          ...dnsNames.map((n) => der.implicitPrimitive(2, Buffer.from(n, 'latin1'))),
+          ...ipAddresses.map((ip) => der.implicitPrimitive(7, ipBytes(ip))),
+        ),
+      ),
     );
   }
-  const cert = await x509.X509CertificateGenerator.create({
-    serialNumber: randomSerial(),
+  return buildCertificate({
+    issuer: issuer.subject,
     subject,
-    issuer: caCert.x.subjectName,
+    spki,
     notBefore: new Date(now - BACKDATE_MS),
     notAfter: new Date(notAfter),
-    publicKey,
-    signingKey: signing.key,
-    signingAlgorithm: signing.alg,
     extensions,
+    signingKey: issuer.key,
+    algorithm: issuer.algorithm,
   });
-  return cert.toString('pem') + '\n';
 }
 
 /**
@@ -384,7 +497,7 @@ export async function issueCertificate(
   options: IssueCertificateOptions,
 ): Promise<{ certPem: string; keyPem?: string }> {
   const validityDays = checkValidityDays(options.validityDays, 365);
-  const subject = subjectName(options.commonName, options.organizations);
+  const subject = encodeName(options.commonName, options.organizations);
   const signOptions = {
     usage: options.usage,
     dnsNames: options.dnsNames ?? [],
@@ -404,12 +517,11 @@ export async function issueCertificate(
     }
     if (keyObject.type !== 'public')
       throw pkiError('The public key PEM holds a private key; pass the public key');
-    const publicKey = await importPublicKey(keyObject, 'public key');
-    return { certPem: await signCertificate(ca, subject, publicKey, signOptions) };
+    return { certPem: signCertificate(ca, subject, keyObject, undefined, signOptions) };
   }
-  const keys = await generateKeyPair();
-  const certPem = await signCertificate(ca, subject, keys.publicKey, signOptions);
-  return { certPem, keyPem: await exportPrivateKeyPem(keys.privateKey) };
+  const keys = newKeyPair();
+  const certPem = signCertificate(ca, subject, keys.publicKey, undefined, signOptions);
+  return { certPem, keyPem: privateKeyPem(keys.privateKey) };
 }
 
 /** Creates a PKCS#10 certificate request and its new P-256 key (what an agent sends to join). */
@@ -417,14 +529,73 @@ export async function createCsr(options: {
   commonName: string;
   organizations?: readonly string[];
 }): Promise<{ csrPem: string; keyPem: string }> {
-  const name = subjectName(options.commonName, options.organizations);
-  const keys = await generateKeyPair();
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
+  const name = encodeName(options.commonName, options.organizations);
+  const keys = newKeyPair();
+  const info = der.sequence(
+    der.integer(0),
     name,
-    keys,
-    signingAlgorithm: ECDSA_SHA256,
-  });
-  return { csrPem: csr.toString('pem') + '\n', keyPem: await exportPrivateKeyPem(keys.privateKey) };
+    keys.publicKey.export({ type: 'spki', format: 'der' }),
+    der.explicit(0, Buffer.alloc(0)), // attributes: none
+  );
+  const signature = sign('sha256', info, keys.privateKey);
+  const csr = der.sequence(info, der.sequence(der.oid(OID.ecdsaSha256)), der.bitString(signature));
+  return { csrPem: toPem(csr, 'CERTIFICATE REQUEST'), keyPem: privateKeyPem(keys.privateKey) };
+}
+
+/** A PKCS#10 request read and its self-signature checked; the subject's CN and O values. */
+function readCsr(csrDer: Buffer): { cn: string[]; o: string[]; publicKey: KeyObject; spki: Buffer } {
+  let info: der.DerNode;
+  let signatureAlgorithm: string;
+  let signature: Buffer;
+  let name: { cn: string[]; o: string[] };
+  let spki: der.DerNode;
+  try {
+    const root = der.expect(der.decode(csrDer), der.TAG.SEQUENCE, 'CertificationRequest');
+    const [infoNode, algNode, sigNode] = der.expectChildren(root, 3, 3, 'CertificationRequest');
+    info = der.expect(infoNode, der.TAG.SEQUENCE, 'certificationRequestInfo');
+    const fields = der.expectChildren(info, 3, 4, 'certificationRequestInfo');
+    const version = der.readInteger(fields[0], 'CSR version');
+    if (version !== 0n) throw der.derError(`CSR version is ${version}, expected 0 (v1)`);
+    name = readName(fields[1], 'CSR subject');
+    spki = der.expect(fields[2], der.TAG.SEQUENCE, 'CSR subjectPublicKeyInfo');
+    if (fields[3] !== undefined) der.expect(fields[3], 0xa0, 'CSR attributes');
+    const alg = der.expectChildren(
+      der.expect(algNode, der.TAG.SEQUENCE, 'CSR signatureAlgorithm'),
+      1,
+      2,
+      'CSR signatureAlgorithm',
+    );
+    signatureAlgorithm = der.readOid(alg[0], 'CSR signature algorithm');
+    if (alg[1] !== undefined) der.readNull(alg[1], 'CSR signature algorithm parameters');
+    signature = der.readBitStringBytes(sigNode, 'CSR signature');
+  } catch (err) {
+    throw pkiError(`The CSR cannot be parsed: ${causeText(err)}`, {}, err);
+  }
+  const algorithm = SIGNATURE_ALGORITHMS[signatureAlgorithm];
+  if (algorithm === undefined) {
+    throw pkiError(`The CSR signature algorithm ${signatureAlgorithm} is not supported`, {
+      signatureAlgorithm,
+    });
+  }
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: spki.raw, format: 'der', type: 'spki' });
+  } catch (err) {
+    throw pkiError(`The CSR public key cannot be read: ${causeText(err)}`, {}, err);
+  }
+  if (publicKey.asymmetricKeyType !== algorithm.keyType) {
+    throw pkiError(
+      `The CSR is signed with ${signatureAlgorithm} but its key is ${publicKey.asymmetricKeyType ?? 'unknown'}`,
+    );
+  }
+  let valid = false;
+  try {
+    valid = verify(algorithm.hash, info.raw, publicKey, signature);
+  } catch (err) {
+    throw pkiError(`The CSR signature cannot be checked: ${causeText(err)}`, {}, err);
+  }
+  if (!valid) throw pkiError('The CSR signature does not match its public key');
+  return { ...name, publicKey, spki: Buffer.from(spki.raw) };
 }
 
 function sameSet(a: readonly string[], b: readonly string[]): boolean {
@@ -442,22 +613,9 @@ export async function signCsr(ca: CertKeyPair, csrPem: string, options: SignCsrO
   if (typeof csrPem !== 'string' || !csrPem.includes('-----BEGIN CERTIFICATE REQUEST-----')) {
     throw pkiError('The CSR is not a PEM certificate request');
   }
-  let csr: X509.Pkcs10CertificateRequest;
-  try {
-    csr = new x509.Pkcs10CertificateRequest(csrPem);
-  } catch (err) {
-    throw pkiError(`The CSR cannot be parsed: ${causeText(err)}`, {}, err);
-  }
-  let valid = false;
-  try {
-    valid = await csr.verify();
-  } catch (err) {
-    throw pkiError(`The CSR signature cannot be checked: ${causeText(err)}`, {}, err);
-  }
-  if (!valid) throw pkiError('The CSR signature does not match its public key');
-
-  const cns = csr.subjectName.getField('CN');
-  const orgs = csr.subjectName.getField('O');
+  const csr = readCsr(fromPem(csrPem, 'CERTIFICATE REQUEST', 'CSR'));
+  const cns = csr.cn;
+  const orgs = csr.o;
   const wantOrgs = options.organizations ?? [];
   if (cns.length !== 1 || cns[0] !== options.commonName) {
     throw pkiError(
@@ -471,14 +629,8 @@ export async function signCsr(ca: CertKeyPair, csrPem: string, options: SignCsrO
       { organizations: orgs, required: wantOrgs },
     );
   }
-  let keyObject: KeyObject;
-  try {
-    keyObject = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
-  } catch (err) {
-    throw pkiError(`The CSR public key cannot be read: ${causeText(err)}`, {}, err);
-  }
-  const publicKey = await importPublicKey(keyObject, 'CSR public key');
-  return signCertificate(ca, subjectName(options.commonName, wantOrgs), publicKey, {
+  keyAlgorithm(csr.publicKey, 'CSR public key');
+  return signCertificate(ca, encodeName(options.commonName, wantOrgs), csr.publicKey, csr.spki, {
     usage: options.usage ?? 'client',
     dnsNames: options.dnsNames ?? [],
     ipAddresses: options.ipAddresses ?? [],
