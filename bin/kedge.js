@@ -14,26 +14,6 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 
-// An edge agent is mostly idle and I/O-bound, and edge machines are short of memory: it runs with V8's lite mode
-// (no optimizing compiler: ~13 MiB less) and a 1 MiB young generation (~5 MiB less). Both must be set when the
-// process starts, so the agent command re-executes itself with them (same pid). KEDGE_AGENT_V8=default keeps
-// V8's defaults.
-const AGENT_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
-if (
-  process.argv[2] === 'agent' &&
-  process.env.KEDGE_AGENT_V8 !== 'default' &&
-  !AGENT_FLAGS.every((flag) => process.execArgv.includes(flag)) &&
-  typeof process.execve === 'function'
-) {
-  process.removeAllListeners('warning');
-  process.execve(process.execPath, [
-    process.execPath,
-    ...process.execArgv,
-    ...AGENT_FLAGS,
-    ...process.argv.slice(1),
-  ]);
-}
-
 const root = fileURLToPath(new URL('..', import.meta.url));
 const src = join(root, 'src');
 const setting = process.env.KEDGE_JS_CACHE;
@@ -54,6 +34,7 @@ function sources(dir, out = []) {
   return out;
 }
 
+let cacheReady = false;
 if (setting !== 'off') {
   try {
     const missing = sources(src).filter(
@@ -66,6 +47,7 @@ if (setting !== 'off') {
         env: { ...process.env, NODE_NO_WARNINGS: '1' },
       });
     }
+    cacheReady = missing.every((file) => existsSync(join(cacheDir, `${hashOf(readFileSync(file))}.js`)));
     const srcUrl = pathToFileURL(src).href;
     registerHooks({
       load(url, context, nextLoad) {
@@ -83,5 +65,27 @@ if (setting !== 'off') {
       `kedge: running without the JavaScript cache (${err instanceof Error ? err.message : err})`,
     );
   }
+}
+
+// An edge agent is mostly idle and I/O-bound, and edge machines are short of memory: it runs with V8's lite
+// mode (no optimizing compiler: ~13 MiB less, ~3x the idle CPU; see BENCHMARKS.md) and a 1 MiB young
+// generation (~5 MiB less). Both must be set when the process starts, so the agent command re-executes
+// itself with them (same pid). Lite mode has no WebAssembly, so no load-time type stripping either: only
+// with a complete cache. KEDGE_AGENT_V8=default keeps V8's defaults.
+const AGENT_FLAGS = ['--lite-mode', '--max-semi-space-size=1'];
+if (
+  cacheReady &&
+  process.argv[2] === 'agent' &&
+  process.env.KEDGE_AGENT_V8 !== 'default' &&
+  !AGENT_FLAGS.every((flag) => process.execArgv.includes(flag)) &&
+  typeof process.execve === 'function'
+) {
+  process.removeAllListeners('warning');
+  process.execve(process.execPath, [
+    process.execPath,
+    ...process.execArgv,
+    ...AGENT_FLAGS,
+    ...process.argv.slice(1),
+  ]);
 }
 await import('../src/cli/main.ts');
