@@ -85,7 +85,7 @@ describe('kubectl logs / exec / cp on real containers through the hub tunnel', o
     const all = await kubectlOk(kc, ['logs', 'ticker']);
     // stdout and stderr are separate pipes: their order in the log is not fixed.
     assert.match(all, /(^|\n)start\n/);
-    assert.match(all, /\nto-stderr\n/);
+    assert.match(all, /(^|\n)to-stderr\n/);
     assert.match(all, /\ntick 1\n/);
     assert.equal(await kubectlOk(kc, ['logs', 'ticker', '--tail=2']).then((t) => t.split('\n').length), 3);
     const stamped = await kubectlOk(kc, ['logs', 'ticker', '--timestamps', '--tail=1']);

@@ -180,8 +180,12 @@ export async function startContainerd(options: { cniConfDir?: string } = {}): Pr
   ].join('\n');
   const configPath = join(dir, 'config.toml');
   await writeFile(configPath, config);
+  // runc and the CNI plugins' iptables live in sbin directories, which a CI shell's PATH may lack; without
+  // iptables the bridge plugin fails and bridge pods stay in ContainerCreating.
+  const path = [process.env['PATH'] ?? '', '/usr/local/sbin', '/usr/sbin', '/sbin'].filter((p) => p !== '');
   const child: ChildProcess = spawn('/usr/bin/containerd', ['--config', configPath], {
     stdio: ['ignore', 'ignore', 'pipe'],
+    env: { ...process.env, PATH: path.join(':') },
   });
   let stderr = '';
   child.stderr?.on('data', (d: Buffer) => {
