@@ -261,6 +261,7 @@ try {
     const created = new Map<string, number>();
     const running = new Map<string, number>();
     const scheduled = new Map<string, number>();
+    let watchRestarts = 0;
     const createLatency: number[] = [];
     const abort = new AbortController();
     const list = await api.list(Resources.pods, { namespace: NS, limit: 1 });
@@ -285,7 +286,30 @@ try {
           }
         } catch (err) {
           if (abort.signal.aborted) break;
-          note(`density watch restarted: ${(err as Error).message}`);
+          // Expired (the watch fell too far behind): list again and count what is Running now, as of now.
+          note(`density watch restarted after: ${(err as Error).message}`);
+          watchRestarts++;
+          let cont: string | undefined;
+          do {
+            const page = await api!.list(Resources.pods, {
+              namespace: NS,
+              labelSelector: 'bench=density',
+              limit: 5000,
+              ...(cont === undefined ? {} : { continue: cont }),
+            });
+            const at = performance.now();
+            for (const p of page.items) {
+              const name = p.metadata.name ?? '';
+              if (
+                (p['spec'] as { nodeName?: string } | undefined)?.nodeName !== undefined &&
+                !scheduled.has(name)
+              )
+                scheduled.set(name, at);
+              if (phaseOf(p) === 'Running' && !running.has(name)) running.set(name, at);
+            }
+            if (cont === undefined) rv = page.metadata?.resourceVersion ?? rv;
+            cont = page.metadata?.continue || undefined;
+          } while (cont !== undefined);
         }
       }
     })();
@@ -340,6 +364,7 @@ try {
       'ms',
     );
     record('density: server peak RSS', peak.stop(), 'MiB');
+    record('density: watch re-lists (times after one are upper bounds)', watchRestarts, '');
     await sleep(5000);
     record('density: server RSS after', await rssMiB(server.child.pid!), 'MiB');
     record('density: sim RSS', await rssMiB(sim.child.pid!), 'MiB');
