@@ -21,6 +21,7 @@ import { type Cluster, Resources } from '../src/client/types.ts';
 import { type RunningControllers, startControllers } from '../src/controllers/manager.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { openSqliteStore, type SqliteStore } from '../src/store/sqlite.ts';
+import { nodeObject } from './lib/fixtures.ts';
 import { createRecorder } from './lib/measure.ts';
 
 const REPLICAS = Number(process.argv[2] ?? 2000);
@@ -35,23 +36,6 @@ const dir = await mkdtemp(join(tmpdir(), 'kedge-bench-controllers-'));
 
 const { rows, record } = createRecorder(62);
 const mb = (bytes: number): number => bytes / 2 ** 20;
-
-function nodeObject(i: number): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: `edge-${i}`,
-      labels: { 'kubernetes.io/hostname': `edge-${i}`, 'topology.kubernetes.io/zone': `zone-${i % 10}` },
-    },
-    spec: {},
-    status: {
-      allocatable: { cpu: '8', memory: '32Gi', pods: '110', 'ephemeral-storage': '100Gi' },
-      capacity: { cpu: '8', memory: '32Gi', pods: '110', 'ephemeral-storage': '100Gi' },
-      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }],
-    },
-  };
-}
 
 const container = {
   name: 'app',

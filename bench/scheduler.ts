@@ -25,29 +25,13 @@ import {
 } from '../src/controllers/scheduler/index.ts';
 import { silentLogger } from '../src/lib/log.ts';
 import { openSqliteStore } from '../src/store/sqlite.ts';
+import { nodeObject } from './lib/fixtures.ts';
 import { createRecorder } from './lib/measure.ts';
 
 const PODS = Number(process.argv[2] ?? 10_000);
 const dir = await mkdtemp(join(tmpdir(), 'kedge-bench-scheduler-'));
 
 const { rows, record } = createRecorder(58);
-
-function nodeObject(i: number): KubeObject {
-  return {
-    apiVersion: 'v1',
-    kind: 'Node',
-    metadata: {
-      name: `edge-${i}`,
-      labels: { 'kubernetes.io/hostname': `edge-${i}`, 'topology.kubernetes.io/zone': `zone-${i % 10}` },
-    },
-    spec: {},
-    status: {
-      allocatable: { cpu: '8', memory: '32Gi', pods: '110', 'ephemeral-storage': '100Gi' },
-      capacity: { cpu: '8', memory: '32Gi', pods: '110', 'ephemeral-storage': '100Gi' },
-      conditions: [{ type: 'Ready', status: 'True', reason: 'KubeletReady' }],
-    },
-  };
-}
 
 function podObject(i: number, nodeName = ''): KubeObject {
   return {
