@@ -37,9 +37,14 @@ function sources(dir, out = []) {
 let cacheReady = false;
 if (setting !== 'off') {
   try {
-    const missing = sources(src).filter(
-      (file) => !existsSync(join(cacheDir, `${hashOf(readFileSync(file))}.js`)),
+    // One read and hash per source file per start: the hook below looks files up in this map.
+    const cached = new Map(
+      sources(src).map((file) => [
+        pathToFileURL(file).href,
+        join(cacheDir, `${hashOf(readFileSync(file))}.js`),
+      ]),
     );
+    const missing = [...cached].filter(([, js]) => !existsSync(js)).map(([url]) => fileURLToPath(url));
     if (missing.length > 0) {
       mkdirSync(cacheDir, { recursive: true });
       spawnSync(process.execPath, [join(root, 'scripts', 'strip-cache.js'), cacheDir, ...missing], {
@@ -47,16 +52,13 @@ if (setting !== 'off') {
         env: { ...process.env, NODE_NO_WARNINGS: '1' },
       });
     }
-    cacheReady = missing.every((file) => existsSync(join(cacheDir, `${hashOf(readFileSync(file))}.js`)));
-    const srcUrl = pathToFileURL(src).href;
+    for (const [url, js] of cached) if (!existsSync(js)) cached.delete(url);
+    cacheReady = missing.every((file) => cached.has(pathToFileURL(file).href));
     registerHooks({
       load(url, context, nextLoad) {
-        if (url.startsWith(srcUrl) && url.endsWith('.ts')) {
-          const source = readFileSync(fileURLToPath(url));
-          const cached = join(cacheDir, `${hashOf(source)}.js`);
-          if (existsSync(cached))
-            return { format: 'module', source: readFileSync(cached, 'utf8'), shortCircuit: true };
-        }
+        const js = cached.get(url);
+        if (js !== undefined)
+          return { format: 'module', source: readFileSync(js, 'utf8'), shortCircuit: true };
         return nextLoad(url, context);
       },
     });
