@@ -30,7 +30,7 @@ import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { KubeObject } from '../src/api/meta.ts';
 import { RemoteCluster } from '../src/client/remote-cluster.ts';
-import { Resources } from '../src/client/types.ts';
+import { type ResourceRef, Resources } from '../src/client/types.ts';
 import { type ResolvedKubeconfig, readKubeconfig, resolveKubeconfig } from '../src/lib/kubeconfig.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
 import { cpuSeconds, createRecorder, percentile, rssMiB } from './lib/measure.ts';
@@ -129,38 +129,46 @@ async function until(
   }
 }
 
-async function readyNodeCount(api: RemoteCluster): Promise<number> {
-  let count = 0;
+/**
+ * Every object of a list, page by page (5,000 at a time); `onPage` sees each page's list metadata (the first
+ * page's resourceVersion is the snapshot the whole list was read at).
+ */
+async function listAll(
+  api: RemoteCluster,
+  ref: ResourceRef,
+  options: { namespace?: string; labelSelector?: string } = {},
+  onFirstPage?: (resourceVersion: string | undefined) => void,
+): Promise<KubeObject[]> {
+  const items: KubeObject[] = [];
   let cont: string | undefined;
   do {
-    const page = await api.list(Resources.nodes, {
+    const page = await api.list(ref, {
+      ...options,
       limit: 5000,
       ...(cont === undefined ? {} : { continue: cont }),
     });
-    for (const n of page.items) if (isReadyNode(n)) count++;
+    if (cont === undefined) onFirstPage?.(page.metadata?.resourceVersion);
+    items.push(...page.items);
     cont = page.metadata?.continue || undefined;
   } while (cont !== undefined);
-  return count;
+  return items;
+}
+
+const nodeNameOf = (p: KubeObject): string | undefined =>
+  (p['spec'] as { nodeName?: string } | undefined)?.nodeName;
+const densityPods = { namespace: NS, labelSelector: 'bench=density' };
+
+async function readyNodeCount(api: RemoteCluster): Promise<number> {
+  return (await listAll(api, Resources.nodes)).filter(isReadyNode).length;
 }
 
 /** Counts the density pods by what is missing: unscheduled, scheduled but not Running, Running. */
 async function podCensus(api: RemoteCluster): Promise<string> {
   const counts = new Map<string, number>();
-  let cont: string | undefined;
-  do {
-    const page = await api.list(Resources.pods, {
-      namespace: NS,
-      labelSelector: 'bench=density',
-      limit: 5000,
-      ...(cont === undefined ? {} : { continue: cont }),
-    });
-    for (const p of page.items) {
-      const spec = (p['spec'] ?? {}) as { nodeName?: string };
-      const key = spec.nodeName === undefined ? 'unscheduled' : String(phaseOf(p) ?? 'no phase');
-      counts.set(key, (counts.get(key) ?? 0) + 1);
-    }
-    cont = page.metadata?.continue || undefined;
-  } while (cont !== undefined);
+  for (const p of await listAll(api, Resources.pods, densityPods)) {
+    const key = nodeNameOf(p) === undefined ? 'unscheduled' : String(phaseOf(p) ?? 'no phase');
+    counts.set(key, (counts.get(key) ?? 0) + 1);
+  }
   return [...counts].map(([k, v]) => `${k} ${v}`).join(', ');
 }
 
@@ -279,8 +287,8 @@ try {
             rv = e.object.metadata.resourceVersion ?? rv;
             if (e.type === 'BOOKMARK') continue;
             const name = e.object.metadata.name ?? '';
-            const nodeName = (e.object['spec'] as { nodeName?: string } | undefined)?.nodeName;
-            if (nodeName !== undefined && !scheduled.has(name)) scheduled.set(name, performance.now());
+            if (nodeNameOf(e.object) !== undefined && !scheduled.has(name))
+              scheduled.set(name, performance.now());
             if (phaseOf(e.object) === 'Running' && !running.has(name)) running.set(name, performance.now());
             if (running.size >= total) break;
           }
@@ -289,27 +297,15 @@ try {
           // Expired (the watch fell too far behind): list again and count what is Running now, as of now.
           note(`density watch restarted after: ${(err as Error).message}`);
           watchRestarts++;
-          let cont: string | undefined;
-          do {
-            const page = await api!.list(Resources.pods, {
-              namespace: NS,
-              labelSelector: 'bench=density',
-              limit: 5000,
-              ...(cont === undefined ? {} : { continue: cont }),
-            });
-            const at = performance.now();
-            for (const p of page.items) {
-              const name = p.metadata.name ?? '';
-              if (
-                (p['spec'] as { nodeName?: string } | undefined)?.nodeName !== undefined &&
-                !scheduled.has(name)
-              )
-                scheduled.set(name, at);
-              if (phaseOf(p) === 'Running' && !running.has(name)) running.set(name, at);
-            }
-            if (cont === undefined) rv = page.metadata?.resourceVersion ?? rv;
-            cont = page.metadata?.continue || undefined;
-          } while (cont !== undefined);
+          const pods = await listAll(api!, Resources.pods, densityPods, (listedAt) => {
+            rv = listedAt ?? rv;
+          });
+          const at = performance.now();
+          for (const p of pods) {
+            const name = p.metadata.name ?? '';
+            if (nodeNameOf(p) !== undefined && !scheduled.has(name)) scheduled.set(name, at);
+            if (phaseOf(p) === 'Running' && !running.has(name)) running.set(name, at);
+          }
         }
       }
     })();
