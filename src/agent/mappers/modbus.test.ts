@@ -15,7 +15,7 @@ import {
   resolveModbusDevice,
   resolveModbusPoint,
 } from './modbus.ts';
-import { RecordingSink } from './testing.ts';
+import { propertyMaker, RecordingSink } from './testing.ts';
 import type { MapperDevice, MapperProperty, MapperSession } from './types.ts';
 
 const SIZE = 100;
@@ -92,14 +92,7 @@ function freePort(): Promise<number> {
   });
 }
 
-function prop(
-  name: string,
-  type: MapperProperty['type'],
-  visitor: Record<string, unknown>,
-  extra: Partial<MapperProperty> = {},
-): MapperProperty {
-  return { name, type, accessMode: 'ReadOnly', collectCycleMs: 40, visitor, ...extra };
-}
+const prop = propertyMaker(40);
 
 function device(
   port: number,

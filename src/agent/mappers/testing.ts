@@ -2,7 +2,17 @@
  * Test helpers for mappers (tests in any layer may use them): a sink that records what a session
  * reports and lets a test await a condition instead of sleeping.
  */
-import type { DeviceState, MapperSink } from './types.ts';
+import type { DeviceState, MapperProperty, MapperSink } from './types.ts';
+
+/** A maker of ReadOnly test properties polled every `collectCycleMs` (override anything through `extra`). */
+export function propertyMaker(collectCycleMs: number) {
+  return (
+    name: string,
+    type: MapperProperty['type'],
+    visitor: Record<string, unknown>,
+    extra: Partial<MapperProperty> = {},
+  ): MapperProperty => ({ name, type, accessMode: 'ReadOnly', collectCycleMs, visitor, ...extra });
+}
 
 export interface Reading {
   readonly property: string;

@@ -2,18 +2,11 @@ import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import { isKedgeError } from '../../lib/errors.ts';
 import { builtinMappers, registerMapper } from './index.ts';
-import { RecordingSink } from './testing.ts';
+import { propertyMaker, RecordingSink } from './testing.ts';
 import type { Mapper, MapperDevice, MapperProperty, MapperSession } from './types.ts';
 import { seededRandom, virtualMapper } from './virtual.ts';
 
-function prop(
-  name: string,
-  type: MapperProperty['type'],
-  visitor: Record<string, unknown>,
-  extra: Partial<MapperProperty> = {},
-): MapperProperty {
-  return { name, type, accessMode: 'ReadOnly', collectCycleMs: 5, visitor, ...extra };
-}
+const prop = propertyMaker(5);
 
 function device(
   name: string,
