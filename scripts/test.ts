@@ -1,7 +1,7 @@
 // Runs every test file with node's test runner. Arguments narrow the run: `npm test -- store apiserver`
 // runs only files whose path contains one of the words.
 import { spawnSync } from 'node:child_process';
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync } from 'node:fs';
 import { join } from 'node:path';
 
 function walk(dir: string, out: string[]): string[] {
@@ -22,21 +22,9 @@ if (files.length === 0) {
   process.exit(1);
 }
 const concurrency = process.env['KEDGE_TEST_CONCURRENCY'] ?? '2';
-// Files that start their own containerd run one at a time, after the others: two containerds setting up
-// bridge networks (one bridge, one IP range, iptables) at once have left pods in ContainerCreating.
-const ownsContainerd = (f: string): boolean => readFileSync(f, 'utf8').includes('startContainerd(');
-const run = (group: string[], n: string): number => {
-  if (group.length === 0) return 0;
-  const result = spawnSync(
-    process.execPath,
-    ['--test', `--test-concurrency=${n}`, '--test-timeout=300000', ...group],
-    { stdio: 'inherit' },
-  );
-  return result.status ?? 1;
-};
-const first = run(
-  files.filter((f) => !ownsContainerd(f)),
-  concurrency,
+const result = spawnSync(
+  process.execPath,
+  ['--test', `--test-concurrency=${concurrency}`, '--test-timeout=300000', ...files],
+  { stdio: 'inherit' },
 );
-const second = run(files.filter(ownsContainerd), '1');
-process.exit(first !== 0 ? first : second);
+process.exit(result.status ?? 1);
