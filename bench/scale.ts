@@ -5,7 +5,9 @@
  *   node bench/scale.ts [NODES=1000] [PODS_PER_NODE=10] [SCENARIOS=join,density,idle,reconnect,churn]
  *
  * Env: KEDGE_BENCH_IDLE_SECONDS (default 60), KEDGE_BENCH_CREATE_CONCURRENCY (pod creates in flight,
- * default 32), KEDGE_BENCH_KEEP=1 keeps the data directory.
+ * default 32), KEDGE_BENCH_CREATE_RATE (pods per second, paced like ClusterLoader2's density test; 0, the
+ * default, creates as fast as the concurrency allows), KEDGE_BENCH_SERVER_NODE_ARGS (extra `node` flags for
+ * the server, e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`), KEDGE_BENCH_KEEP=1 keeps the data directory.
  *
  * Scenarios, in order (each needs the ones before it that it names):
  * 1. join: N nodes join and connect (`kedge sim` says ready), then all are Ready in the API: join rate, server
@@ -41,6 +43,8 @@ const PODS_PER_NODE = Number(process.argv[3] ?? 10);
 const SCENARIOS = new Set((process.argv[4] ?? 'join,density,idle,reconnect,churn').split(','));
 const IDLE_SECONDS = Number(process.env['KEDGE_BENCH_IDLE_SECONDS'] ?? 60);
 const CREATE_CONCURRENCY = Number(process.env['KEDGE_BENCH_CREATE_CONCURRENCY'] ?? 32);
+const CREATE_RATE = Number(process.env['KEDGE_BENCH_CREATE_RATE'] ?? 0);
+const SERVER_NODE_ARGS = (process.env['KEDGE_BENCH_SERVER_NODE_ARGS'] ?? '').split(' ').filter(Boolean);
 const NS = 'default';
 const MAIN = new URL('../src/cli/main.ts', import.meta.url).pathname;
 if (!Number.isSafeInteger(NODES) || NODES < 1)
@@ -233,7 +237,11 @@ console.log(
   `machine: ${cpus().length} × ${cpus()[0]?.model ?? '?'}, ${Math.round(totalmem() / 2 ** 30)} GiB, node ${process.version}`,
 );
 try {
-  server = await startServerProcess({ dataDir: serverDir, listen: '127.0.0.1:0' });
+  server = await startServerProcess({
+    dataDir: serverDir,
+    listen: '127.0.0.1:0',
+    nodeArgs: SERVER_NODE_ARGS,
+  });
   const port = new URL(server.url).port;
   const token = (await readFile(join(serverDir, 'node-token'), 'utf8')).trim();
   const config = resolveKubeconfig(await readKubeconfig(server.kubeconfig));
@@ -314,6 +322,10 @@ try {
     const t0 = performance.now();
     await inParallel(total, CREATE_CONCURRENCY, async (i) => {
       const name = `density-${i}`;
+      if (CREATE_RATE > 0) {
+        const due = t0 + (i * 1000) / CREATE_RATE - performance.now();
+        if (due > 0) await sleep(due);
+      }
       const start = performance.now();
       created.set(name, start);
       await api!.create(Resources.pods, NS, {
@@ -342,7 +354,11 @@ try {
     const boundToRunning = [...running]
       .map(([name, at]) => at - (scheduled.get(name) ?? at))
       .sort((a, b) => a - b);
-    record(`density: ${total} pods created (${CREATE_CONCURRENCY} in flight)`, createSeconds, 's');
+    record(
+      `density: ${total} pods created (${CREATE_CONCURRENCY} in flight${CREATE_RATE > 0 ? `, paced at ${CREATE_RATE}/s` : ''})`,
+      createSeconds,
+      's',
+    );
     record('density: create rate', total / createSeconds, 'pods/s');
     record('density: all Running after the first create', allSeconds, 's');
     record('density: pod startup latency p50', percentile(startup, 50), 'ms');
@@ -394,7 +410,11 @@ try {
     const peak = rssPeak(serverPid);
     const t0 = performance.now();
     await server.stop();
-    server = await startServerProcess({ dataDir: serverDir, listen: `127.0.0.1:${port}` });
+    server = await startServerProcess({
+      dataDir: serverDir,
+      listen: `127.0.0.1:${port}`,
+      nodeArgs: SERVER_NODE_ARGS,
+    });
     const restartedMs = performance.now() - t0;
     const sent0 = sumMetric(await scrape(config), 'kedge_edge_bytes_sent_total');
     await until(

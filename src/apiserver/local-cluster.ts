@@ -178,6 +178,31 @@ export class LocalCluster implements Cluster {
     });
   }
 
+  modify<T extends KubeObject = KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    change: (current: T) => T | undefined,
+    options: UpdateOptions = {},
+  ): Promise<T | undefined> {
+    return this.#call(async () => {
+      let wrote = true;
+      const result = await this.#storage.guaranteedUpdate(
+        this.#type(ref),
+        namespace,
+        name,
+        (current) => {
+          const next = change(current as T);
+          wrote = next !== undefined;
+          return next ?? current;
+        },
+        options.subresource,
+        writeOpts(options),
+      );
+      return wrote ? (result as T) : undefined;
+    });
+  }
+
   delete(
     ref: ResourceRef,
     namespace: string | undefined,

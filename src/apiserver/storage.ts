@@ -1,6 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import type { FieldError as SchemaFieldError } from '../api/crd/index.ts';
-import { isPlainObject, type KubeObject, type ObjectMeta } from '../api/meta.ts';
+import { cloneJson, isPlainObject, type KubeObject, type ObjectMeta } from '../api/meta.ts';
 import { apiVersionOf, type ResourceType } from '../api/resource.ts';
 import { isKedgeError } from '../lib/errors.ts';
 import type { Store, StoreEntry } from '../store/types.ts';
@@ -180,7 +180,7 @@ export class ObjectStorage {
         if (expected !== undefined && expected !== '' && expected !== current.metadata.resourceVersion) {
           throw apiErrors.staleUpdate(rt, name);
         }
-        return structuredClone(obj);
+        return obj; // checkBody copies it for each attempt
       },
       subresource,
       options,
@@ -204,10 +204,20 @@ export class ObjectStorage {
       const entry = await this.store.get(key);
       if (entry === undefined) throw apiErrors.notFound(rt, name);
       const current = this.fromEntry(rt, entry);
-      const proposed = await mutate(structuredClone(current));
-      const next = this.mergeForUpdate(rt, current, this.checkBody(rt, namespace, proposed), subresource);
+      // The mutation gets its own copy (a second parse of the stored text). When it returns that copy,
+      // checkBody need not copy it again; anything else may share parts with the caller's objects.
+      const working = this.fromEntry(rt, entry);
+      const proposed = await mutate(working);
+      const next = this.mergeForUpdate(
+        rt,
+        current,
+        this.checkBody(rt, namespace, proposed, proposed === working),
+        subresource,
+      );
       this.validate(rt, next, current, options);
-      if (encodeObject(next) === encodeObject(current)) return current;
+      const text = encodeObject(next);
+      // Stored text is encodeObject's output; a custom resource's apiVersion is set after reading, so re-encode.
+      if (text === (rt.custom ? encodeObject(current) : entry.value)) return current;
       if (options.dryRun) return next;
       const meta = next.metadata;
       try {
@@ -220,7 +230,7 @@ export class ObjectStorage {
           next.metadata.resourceVersion = String(revision);
           return next;
         }
-        const written = await this.store.update(key, encodeObject(next), entry.revision);
+        const written = await this.store.update(key, text, entry.revision);
         next.metadata.resourceVersion = String(written.revision);
         return next;
       } catch (err) {
@@ -331,7 +341,7 @@ export class ObjectStorage {
           `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`,
         );
       }
-      const next = structuredClone(current);
+      const next = cloneJson(current);
       const meta = next.metadata;
       const finalizers = new Set(meta.finalizers ?? []);
       if (options.propagationPolicy === 'Orphan') finalizers.add('orphan');
@@ -382,7 +392,7 @@ export class ObjectStorage {
   ): KubeObject {
     let next: KubeObject;
     if (subresource === 'status') {
-      next = structuredClone(current);
+      next = cloneJson(current);
       if (proposed['status'] === undefined) delete next['status'];
       else next['status'] = proposed['status'];
       // Kubernetes lets status writers change labels and annotations? No: status writes change status only.
@@ -431,10 +441,13 @@ export class ObjectStorage {
     return next;
   }
 
-  /** The body must be an object of the right kind for this URL; returns a private copy with metadata. */
-  checkBody(rt: ResourceType, namespace: string | undefined, body: unknown): KubeObject {
+  /**
+   * The body must be an object of the right kind for this URL; returns it with metadata, as a private copy
+   * unless `owned` says the caller's object is already private to this write.
+   */
+  checkBody(rt: ResourceType, namespace: string | undefined, body: unknown, owned = false): KubeObject {
     if (!isPlainObject(body)) throw apiErrors.badRequest('the request body must be a JSON object');
-    const obj = structuredClone(body) as KubeObject;
+    const obj = (owned ? body : cloneJson(body)) as KubeObject;
     if (obj.metadata === undefined || obj.metadata === null) obj.metadata = {};
     if (!isPlainObject(obj.metadata)) throw apiErrors.badRequest('metadata must be an object');
     const expected = apiVersionOf(rt);

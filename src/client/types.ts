@@ -105,6 +105,19 @@ export interface Cluster {
     subresource: string,
     body: unknown,
   ): Promise<KubeObject>;
+  /**
+   * Read-modify-write as one call, where the cluster can do it cheaper than get + update (in process: no
+   * second read or copy, retried on conflict inside). `change` gets a private copy and returns the object to
+   * write, or undefined to write nothing. Resolves with the object as written, or undefined when `change`
+   * wrote nothing. Optional: use modifyObject() from client/modify.ts, which falls back to get + update.
+   */
+  modify?<T extends KubeObject = KubeObject>(
+    ref: ResourceRef,
+    namespace: string | undefined,
+    name: string,
+    change: (current: T) => T | undefined,
+    options?: UpdateOptions,
+  ): Promise<T | undefined>;
   /** POST to a subresource such as pods/binding or pods/eviction. */
   createSubresource(
     ref: ResourceRef,

@@ -15,6 +15,7 @@ import { isPlainObject, type KubeObject } from '../api/meta.ts';
 import type { PodStreamer } from '../api/pod-streams.ts';
 import { isApiError } from '../api/status-error.ts';
 import type { InformerFactory } from '../client/informer.ts';
+import { modifyObject } from '../client/modify.ts';
 import { type Cluster, type ResourceRef, Resources } from '../client/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { decodeAgentMessage, decodeStreamFrame, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
@@ -269,8 +270,10 @@ export class Hub {
       renewTime: microTime(now),
     };
     try {
-      const lease = await this.#cluster.get(ref, LEASE_NAMESPACE, node);
-      await this.#cluster.update(ref, { ...lease, spec: { ...(lease['spec'] as object), ...spec } });
+      await modifyObject(this.#cluster, ref, LEASE_NAMESPACE, node, (lease) => ({
+        ...lease,
+        spec: { ...(lease['spec'] as object), ...spec },
+      }));
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
       const owner = this.graph.informers.nodes.get(undefined, node);
@@ -342,17 +345,7 @@ export class Hub {
     name: string,
     change: (o: KubeObject) => KubeObject | undefined,
   ): Promise<void> {
-    for (let attempt = 0; ; attempt++) {
-      const current = await this.#cluster.get(ref, ns, name);
-      const next = change(current);
-      if (next === undefined) return;
-      try {
-        await this.#cluster.update(ref, next, { subresource: 'status' });
-        return;
-      } catch (err) {
-        if (!isApiError(err, 409) || attempt >= 4) throw err;
-      }
-    }
+    await modifyObject(this.#cluster, ref, ns, name, change, { subresource: 'status' });
   }
 
   async #writeNodeStatus(node: string, status: Record<string, unknown>): Promise<void> {

@@ -147,6 +147,7 @@ export function openSqliteStore(options: SqliteStoreOptions): SqliteStore {
     db.exec('PRAGMA locking_mode = EXCLUSIVE');
     db.prepare('PRAGMA journal_mode = WAL').get();
     db.exec('PRAGMA synchronous = NORMAL');
+    db.exec('PRAGMA wal_autocheckpoint = 10000');
     db.exec('BEGIN IMMEDIATE');
     try {
       const tables = db.prepare("SELECT name FROM sqlite_schema WHERE type = 'table'").all();

@@ -21,12 +21,20 @@ export interface ServerProcess {
 
 /** Start `kedge server` as a child process on a free loopback port and wait until it says it is ready. */
 export async function startServerProcess(
-  options: { dataDir?: string; listen?: string } = {},
+  options: { dataDir?: string; listen?: string; nodeArgs?: readonly string[] } = {},
 ): Promise<ServerProcess> {
   const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'kedge-test-')));
   const child = spawn(
     process.execPath,
-    [MAIN, 'server', '--data-dir', dataDir, '--listen', options.listen ?? '127.0.0.1:0'],
+    [
+      ...(options.nodeArgs ?? []),
+      MAIN,
+      'server',
+      '--data-dir',
+      dataDir,
+      '--listen',
+      options.listen ?? '127.0.0.1:0',
+    ],
     {
       stdio: ['ignore', 'pipe', 'pipe'],
       env: { ...process.env, KEDGE_LOG_LEVEL: process.env['KEDGE_LOG_LEVEL'] ?? 'info' },

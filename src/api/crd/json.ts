@@ -1,5 +1,7 @@
 /** Small helpers over JSON values. */
-import { isPlainObject } from '../meta.ts';
+import { cloneJson, isPlainObject } from '../meta.ts';
+
+export { cloneJson };
 
 /** JSON with object keys sorted: equal values give equal strings. */
 export function canonicalJson(value: unknown): string {
@@ -13,11 +15,6 @@ export function canonicalJson(value: unknown): string {
 
 export function jsonEqual(a: unknown, b: unknown): boolean {
   return canonicalJson(a) === canonicalJson(b);
-}
-
-/** A deep copy of a JSON value (functions and undefined are not expected). */
-export function cloneJson<T>(value: T): T {
-  return value === undefined ? value : structuredClone(value);
 }
 
 /** The JSON schema type name of a value, as Kubernetes reports it in type errors. */

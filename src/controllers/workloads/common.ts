@@ -3,6 +3,7 @@
  * availability, controller references, int-or-percent scaling, template hashing, expectations.
  */
 import {
+  cloneJson,
   isPlainObject,
   type KubeObject,
   type LabelSelectorSpec,
@@ -295,7 +296,7 @@ export function safeEncode(text: string): string {
 
 /** A template without the given labels, for comparing and hashing. */
 export function withoutLabel(template: PodTemplate | undefined, label: string): PodTemplate {
-  const copy = structuredClone(template ?? {});
+  const copy = cloneJson(template ?? {});
   if (copy.metadata?.labels !== undefined) {
     delete copy.metadata.labels[label];
   }

@@ -10,7 +10,7 @@
  * one write per pod. The cost: the scheduler's resource-fit check is skipped; the node's agent is the one
  * to refuse a pod that does not fit.
  */
-import { isPlainObject, type KubeObject } from '../../api/meta.ts';
+import { cloneJson, isPlainObject, type KubeObject } from '../../api/meta.ts';
 import { labelSelectorFromSpec } from '../../api/selectors.ts';
 import { isApiError } from '../../api/status-error.ts';
 import { type Informer, type InformerFactory, objectKeyOf, splitKey } from '../../client/informer.ts';
@@ -153,7 +153,7 @@ export function nodeShouldRunDaemonPod(
   node: Node,
   ds: DaemonSet,
 ): { shouldRun: boolean; shouldContinueRunning: boolean } {
-  const spec = structuredClone(ds.spec?.template?.spec ?? {});
+  const spec = cloneJson(ds.spec?.template?.spec ?? {});
   const no = { shouldRun: false, shouldContinueRunning: false };
   const nodeName = spec['nodeName'];
   if (typeof nodeName === 'string' && nodeName !== '' && nodeName !== nameOf(node)) return no;
@@ -189,7 +189,7 @@ function pinToNode(spec: Record<string, unknown>, nodeName: string): void {
 
 /** The ControllerRevision data of a DaemonSet: its template as a strategic merge patch. */
 export function revisionData(ds: DaemonSet): Record<string, unknown> {
-  return { spec: { template: { ...structuredClone(ds.spec?.template ?? {}), $patch: 'replace' } } };
+  return { spec: { template: { ...cloneJson(ds.spec?.template ?? {}), $patch: 'replace' } } };
 }
 
 export function revisionHash(ds: DaemonSet, collisionCount?: number): string {
@@ -316,7 +316,7 @@ export class DaemonSetController {
       this.#expectations.forget(key);
       return;
     }
-    const ds = structuredClone(cached);
+    const ds = cloneJson(cached);
     if (ds.metadata.deletionTimestamp !== undefined) return;
     const nodes = this.#nodes.list();
     const { current, old } = await this.#constructHistory(ds);
@@ -351,9 +351,7 @@ export class DaemonSetController {
   async #constructHistory(
     ds: DaemonSet,
   ): Promise<{ current: ControllerRevision; old: ControllerRevision[] }> {
-    const histories = this.#revisions
-      .byIndex(BY_CONTROLLER, ds.metadata.uid ?? '')
-      .map((h) => structuredClone(h));
+    const histories = this.#revisions.byIndex(BY_CONTROLLER, ds.metadata.uid ?? '').map((h) => cloneJson(h));
     const want = canonicalJson(revisionData(ds));
     const matching = histories.filter((h) => canonicalJson(h.data) === want);
     const old = histories.filter((h) => canonicalJson(h.data) !== want);

@@ -5,7 +5,7 @@
  * comes back, as after `kubectl rollout undo`, is reused and gets the next revision), revision history
  * cleanup, and the status `kubectl rollout status` reads (conditions Available and Progressing).
  */
-import type { KubeObject } from '../../api/meta.ts';
+import { cloneJson, type KubeObject } from '../../api/meta.ts';
 import {
   isEverything,
   type LabelSelector,
@@ -264,7 +264,7 @@ export class DeploymentController {
     const { namespace, name } = splitKey(key);
     const cached = this.#deployments.get(namespace, name);
     if (cached === undefined) return;
-    const d = structuredClone(cached);
+    const d = cloneJson(cached);
     const selector = labelSelectorFromSpec(d.spec?.selector);
     if (isEverything(selector)) {
       this.#event(
@@ -303,7 +303,7 @@ export class DeploymentController {
       candidates,
       Resources.replicasets,
     );
-    return claimed.map((rs) => structuredClone(rs));
+    return claimed.map((rs) => cloneJson(rs));
   }
 
   /** The new ReplicaSet (template equal to the Deployment's, oldest first) and the others. */
@@ -327,9 +327,9 @@ export class DeploymentController {
     create: boolean,
   ): Promise<ReplicaSet | undefined> {
     const newRevision = String(Math.max(0, ...oldRSs.map(revisionOf)) + 1);
-    const status: Status = structuredClone(d.status ?? {});
+    const status: Status = cloneJson(d.status ?? {});
     if (existing !== undefined) {
-      const copy = structuredClone(existing);
+      const copy = cloneJson(existing);
       const changed = this.#setNewRSAnnotations(d, copy, newRevision, true);
       const minReady = d.spec?.minReadySeconds ?? 0;
       if (changed || (copy.spec?.minReadySeconds ?? 0) !== minReady) {
@@ -352,12 +352,12 @@ export class DeploymentController {
     if (!create) return undefined;
     const collisionCount = d.status?.collisionCount;
     const hash = podTemplateHash(d.spec?.template, collisionCount);
-    const template = structuredClone(d.spec?.template ?? {});
+    const template = cloneJson(d.spec?.template ?? {});
     template.metadata = {
       ...template.metadata,
       labels: { ...(template.metadata?.labels ?? {}), [POD_TEMPLATE_HASH]: hash },
     };
-    const selector = structuredClone(d.spec?.selector ?? {});
+    const selector = cloneJson(d.spec?.selector ?? {});
     selector.matchLabels = { ...(selector.matchLabels ?? {}), [POD_TEMPLATE_HASH]: hash };
     const rs: ReplicaSet = {
       apiVersion: 'apps/v1',
@@ -475,7 +475,7 @@ export class DeploymentController {
     const annotations = rs.metadata.annotations ?? {};
     if (from === replicas && annotations[DESIRED_REPLICAS] === desired && annotations[MAX_REPLICAS] === max)
       return false;
-    const copy = structuredClone(rs);
+    const copy = cloneJson(rs);
     copy.spec = { ...copy.spec, replicas };
     copy.metadata.annotations = { ...annotations, [DESIRED_REPLICAS]: desired, [MAX_REPLICAS]: max };
     Object.assign(rs, await this.#cluster.update<ReplicaSet>(Resources.replicasets, copy));
@@ -683,7 +683,7 @@ export class DeploymentController {
       unavailableReplicas: Math.max(0, total - available),
     };
     if (d.status?.collisionCount !== undefined) status.collisionCount = d.status.collisionCount;
-    status.conditions = structuredClone(d.status?.conditions ?? []);
+    status.conditions = cloneJson(d.status?.conditions ?? []);
     if (available >= replicasOf(d) - maxUnavailable(d)) {
       setCond(
         status,
@@ -778,7 +778,7 @@ export class DeploymentController {
     const cur = getCondition(d.status?.conditions, 'Progressing');
     if (cur?.reason === Reasons.timedOut) return;
     const pausedCond = cur?.reason === Reasons.paused;
-    const status: Status = structuredClone(d.status ?? {});
+    const status: Status = cloneJson(d.status ?? {});
     if (d.spec?.paused === true && !pausedCond) {
       setCond(status, condition('Progressing', 'Unknown', Reasons.paused, 'Deployment is paused'));
     } else if (d.spec?.paused !== true && pausedCond) {

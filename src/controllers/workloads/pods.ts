@@ -1,5 +1,5 @@
 /** Pod ownership and ranking shared by the ReplicaSet and DaemonSet controllers. */
-import type { KubeObject, OwnerReference } from '../../api/meta.ts';
+import { cloneJson, type KubeObject, type OwnerReference } from '../../api/meta.ts';
 import { type LabelSelector, matchesLabels } from '../../api/selectors.ts';
 import { isApiError } from '../../api/status-error.ts';
 import { type Cluster, type ResourceRef, Resources } from '../../client/types.ts';
@@ -81,7 +81,7 @@ async function setOwner<T extends KubeObject>(
   pod: T,
   refs: OwnerReference[],
 ): Promise<T | undefined> {
-  const next = structuredClone(pod);
+  const next = cloneJson(pod);
   if (refs.length === 0) delete next.metadata.ownerReferences;
   else next.metadata.ownerReferences = refs;
   try {
@@ -109,7 +109,7 @@ export function podFromTemplate(
       labels: { ...(meta.labels ?? {}), ...extraLabels },
       ownerReferences: [ref],
     },
-    spec: structuredClone(template?.spec ?? {}),
+    spec: cloneJson(template?.spec ?? {}),
   };
   if (meta.annotations !== undefined) pod.metadata.annotations = { ...meta.annotations };
   if (meta.finalizers !== undefined) pod.metadata.finalizers = [...meta.finalizers];
