@@ -30,6 +30,7 @@ import { cpus, tmpdir, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
 import type { KubeObject } from '../src/api/meta.ts';
 import { RemoteCluster } from '../src/client/remote-cluster.ts';
 import { type ResourceRef, Resources } from '../src/client/types.ts';
@@ -54,6 +55,8 @@ if (!Number.isSafeInteger(PODS_PER_NODE) || PODS_PER_NODE < 0)
 
 const { rows, record } = createRecorder(66);
 const note = (text: string): void => console.log(`# ${text}`);
+/** Milliseconds since the epoch at sub-millisecond resolution, comparable with the watch worker's clock. */
+const epochMs = (): number => performance.timeOrigin + performance.now();
 
 /** Samples a process's RSS every 200 ms until stopped; returns the peak in MiB. */
 function rssPeak(pid: () => number | undefined): { stop(): number } {
@@ -279,44 +282,21 @@ try {
     const scheduled = new Map<string, number>();
     let watchRestarts = 0;
     const createLatency: number[] = [];
-    const abort = new AbortController();
-    const list = await api.list(Resources.pods, { namespace: NS, limit: 1 });
-    const watching = (async () => {
-      let rv = list.metadata?.resourceVersion ?? '0';
-      while (!abort.signal.aborted && running.size < total) {
-        try {
-          for await (const e of api!.watch(Resources.pods, {
-            namespace: NS,
-            labelSelector: 'bench=density',
-            resourceVersion: rv,
-            allowWatchBookmarks: true,
-            signal: abort.signal,
-          })) {
-            rv = e.object.metadata.resourceVersion ?? rv;
-            if (e.type === 'BOOKMARK') continue;
-            const name = e.object.metadata.name ?? '';
-            if (nodeNameOf(e.object) !== undefined && !scheduled.has(name))
-              scheduled.set(name, performance.now());
-            if (phaseOf(e.object) === 'Running' && !running.has(name)) running.set(name, performance.now());
-            if (running.size >= total) break;
-          }
-        } catch (err) {
-          if (abort.signal.aborted) break;
-          // Expired (the watch fell too far behind): list again and count what is Running now, as of now.
-          note(`density watch restarted after: ${(err as Error).message}`);
-          watchRestarts++;
-          const pods = await listAll(api!, Resources.pods, densityPods, (listedAt) => {
-            rv = listedAt ?? rv;
-          });
-          const at = performance.now();
-          for (const p of pods) {
-            const name = p.metadata.name ?? '';
-            if (nodeNameOf(p) !== undefined && !scheduled.has(name)) scheduled.set(name, at);
-            if (phaseOf(p) === 'Running' && !running.has(name)) running.set(name, at);
-          }
-        }
-      }
-    })();
+    // The watch runs in its own thread, so the creates in flight here do not make it fall behind.
+    const watcher = new Worker(new URL('./lib/pod-watch-worker.ts', import.meta.url), {
+      workerData: { kubeconfig: server.kubeconfig, namespace: NS, labelSelector: 'bench=density', total },
+    });
+    watcher.on(
+      'message',
+      (m: { scheduled: [string, number][]; running: [string, number][]; restarts: number }) => {
+        for (const [name, at] of m.scheduled) scheduled.set(name, at);
+        for (const [name, at] of m.running) running.set(name, at);
+        watchRestarts = m.restarts;
+      },
+    );
+    const watcherExited = once(watcher, 'exit');
+    await once(watcher, 'online');
+    await sleep(1000); // let it list and start watching before the first create
     const cpu0 = await cpuSeconds(server.child.pid!);
     const peak = rssPeak(serverPid);
     const t0 = performance.now();
@@ -327,7 +307,7 @@ try {
         if (due > 0) await sleep(due);
       }
       const start = performance.now();
-      created.set(name, start);
+      created.set(name, epochMs());
       await api!.create(Resources.pods, NS, {
         apiVersion: 'v1',
         kind: 'Pod',
@@ -343,11 +323,12 @@ try {
       note(
         `${running.size} of ${total} pods seen Running on the watch; the API says: ${await podCensus(api)}`,
       );
+      await watcher.terminate();
       throw err;
     }
     const allSeconds = (performance.now() - t0) / 1000;
-    abort.abort();
-    await watching;
+    watcher.postMessage('stop');
+    await watcherExited;
     const startup = [...running].map(([name, at]) => at - (created.get(name) ?? at)).sort((a, b) => a - b);
     createLatency.sort((a, b) => a - b);
     const toBound = [...scheduled].map(([name, at]) => at - (created.get(name) ?? at)).sort((a, b) => a - b);

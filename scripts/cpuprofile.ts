@@ -108,3 +108,46 @@ if (wanted !== undefined) {
   }
   print(`callers of ${wanted}`, callers, top);
 }
+
+// KEDGE_PROF_STALLS=ms: stretches of at least that many milliseconds without an (idle) sample — the event loop
+// was busy all along — with when they started and the functions that took most of them (inclusive, in src/).
+const stallMs = process.env['KEDGE_PROF_STALLS'];
+if (stallMs !== undefined) {
+  const min = Number(stallMs) * 1000;
+  const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  let at = 0;
+  let start = -1;
+  let span = new Map<string, number>();
+  const report = (end: number): void => {
+    if (start < 0 || end - start < min) return;
+    const top3 = [...span]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, 4)
+      .map(([k, us]) => `${(us / 1000).toFixed(0)} ms ${k}`)
+      .join(' | ');
+    console.log(`busy ${((end - start) / 1000).toFixed(0)} ms at ${(start / 1e6).toFixed(1)} s: ${top3}`);
+  };
+  console.log(`\n== busy stretches of ${stallMs} ms or more`);
+  for (let i = 0; i < profile.samples.length; i++) {
+    at += profile.timeDeltas[i] ?? 0;
+    const id = profile.samples[i]!;
+    if (idleIds.has(id)) {
+      report(at);
+      start = -1;
+      span = new Map();
+      continue;
+    }
+    if (start < 0) start = at;
+    const dt = profile.timeDeltas[i + 1] ?? 0;
+    const seenHere = new Set<string>();
+    for (let cur: number | undefined = id; cur !== undefined; cur = parent.get(cur)) {
+      const f = byId.get(cur)!.callFrame;
+      if (!/\/src\//.test(f.url) && !f.functionName.startsWith('(garbage')) continue;
+      const k = label(f);
+      if (seenHere.has(k)) continue;
+      seenHere.add(k);
+      span.set(k, (span.get(k) ?? 0) + dt);
+    }
+  }
+  report(at);
+}

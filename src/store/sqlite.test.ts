@@ -1,5 +1,5 @@
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -217,5 +217,78 @@ describe('sqlite store', () => {
       if (++n === 1000) break;
     }
     await store.close();
+  });
+});
+
+describe('sqlite store on a full disk (group commit)', () => {
+  test('a group whose COMMIT fails rejects every write in it, keeps nothing of it, and the store goes on once there is room', async (t) => {
+    // A 2 MiB tmpfs is a disk that really fills up; mounting needs root, as this machine's CI has.
+    const mnt = await mkdtemp(join(tmpdir(), 'kedge-fulldisk-'));
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'size=2m', 'tmpfs', mnt]);
+    if (mounted.status !== 0) {
+      await rm(mnt, { recursive: true, force: true });
+      t.skip(`cannot mount a tmpfs here: ${mounted.stderr.toString().trim()}`);
+      return;
+    }
+    try {
+      const filler = join(mnt, 'filler');
+      await writeFile(filler, Buffer.alloc(512 * 1024));
+      const path = join(mnt, 'state.db');
+      const store = openSqliteStore({ path, compaction: false });
+      const events: number[] = [];
+      const w = store.watch('/k/', { afterRevision: 0 });
+      const seen = (async () => {
+        try {
+          for await (const e of w) events.push(e.revision);
+        } catch (err) {
+          if (!isKedgeError(err, 'KEDGE_STORE_CLOSED')) throw err;
+        }
+      })();
+      const value = 'v'.repeat(16 * 1024);
+      let n = 0;
+      let failure: unknown;
+      let committed = 0;
+      // Five writes issued in one turn of the event loop share one transaction.
+      const group = () =>
+        Promise.allSettled(Array.from({ length: 5 }, () => store.create(`/k/${n++}`, value)));
+      while (failure === undefined && n < 1000) {
+        const rejected = (await group()).filter((r) => r.status === 'rejected');
+        if (rejected.length > 0) {
+          assert.equal(rejected.length, 5, 'the group failed as one');
+          failure = (rejected[0] as PromiseRejectedResult).reason;
+        } else committed = store.currentRevision();
+      }
+      assert.ok(failure !== undefined, 'the disk never filled');
+      assert.match(String((failure as Error).message), /full/i);
+      assert.equal(store.currentRevision(), committed, 'the failed group took no revision');
+      const lost = `/k/${n - 1}`;
+      assert.equal(await store.get(lost), undefined, 'nothing of the failed group is stored');
+
+      await rm(filler);
+      const after = await group();
+      assert.deepEqual(
+        after.map((r) => r.status),
+        ['fulfilled', 'fulfilled', 'fulfilled', 'fulfilled', 'fulfilled'],
+        'with room again, the next group commits',
+      );
+      const final = store.currentRevision();
+      assert.equal(final, committed + 5);
+      while (events.length < final && events.at(-1) !== final) await new Promise((r) => setTimeout(r, 10));
+      await store.close();
+      await seen;
+      assert.deepEqual(
+        events,
+        Array.from({ length: final }, (_, i) => i + 1),
+        'watchers saw every committed write once, in order, and none of the failed group',
+      );
+      const again = openSqliteStore({ path, compaction: false });
+      assert.equal(again.currentRevision(), final);
+      assert.equal(await again.get(lost), undefined);
+      assert.notEqual(await again.get(`/k/${n - 1}`), undefined);
+      await again.close();
+    } finally {
+      spawnSync('umount', [mnt]);
+      await rm(mnt, { recursive: true, force: true });
+    }
   });
 });

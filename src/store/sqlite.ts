@@ -225,6 +225,16 @@ interface Applied {
   readonly prevRevision: number | undefined;
 }
 
+/** Writes sharing one transaction (group commit), waiting for its COMMIT. */
+interface WriteGroup {
+  readonly revisionBefore: number;
+  readonly writes: Array<{
+    readonly applied: Applied;
+    readonly resolve: (applied: Applied) => void;
+    readonly reject: (err: unknown) => void;
+  }>;
+}
+
 /**
  * Statements for a key range ?1 <= key < ?2, in two shapes: with an upper bound, and without one (when the
  * prefix has no end, e.g. ''), where ?2 is NULL. Separate statements keep both shapes index range scans.
@@ -246,6 +256,8 @@ class SqliteStoreImpl implements SqliteStore {
   #revision: number;
   #compacted: number;
   #closed = false;
+  /** The writes of this turn of the event loop, in one open transaction until its COMMIT. */
+  #group: WriteGroup | undefined;
 
   readonly #getCurrent: StatementSync;
   readonly #getEntry: StatementSync;
@@ -351,7 +363,7 @@ class SqliteStoreImpl implements SqliteStore {
   async create(key: string, value: string): Promise<StoreEntry> {
     this.#checkOpen();
     checkValue(value, checkKey(key));
-    return this.#writeOne({ type: 'create', key, value }).entry;
+    return (await this.#writeOne({ type: 'create', key, value })).entry;
   }
 
   async update(key: string, value: string, expectedRevision?: number): Promise<StoreEntry> {
@@ -362,7 +374,7 @@ class SqliteStoreImpl implements SqliteStore {
       expectedRevision === undefined
         ? { type: 'update', key, value }
         : { type: 'update', key, value, expectedRevision };
-    return this.#writeOne(op).entry;
+    return (await this.#writeOne(op)).entry;
   }
 
   async delete(
@@ -374,7 +386,7 @@ class SqliteStoreImpl implements SqliteStore {
     checkOptionalRevision(expectedRevision, 'expectedRevision');
     const op: BatchOp =
       expectedRevision === undefined ? { type: 'delete', key } : { type: 'delete', key, expectedRevision };
-    const applied = this.#writeOne(op);
+    const applied = await this.#writeOne(op);
     return { prev: applied.prev!, revision: applied.entry.revision };
   }
 
@@ -382,6 +394,7 @@ class SqliteStoreImpl implements SqliteStore {
     this.#checkOpen();
     checkBatch(ops);
     if (ops.length === 0) return [];
+    this.#commitGroup();
     const applied: Applied[] = [];
     this.#db.exec('BEGIN IMMEDIATE');
     try {
@@ -425,6 +438,7 @@ class SqliteStoreImpl implements SqliteStore {
     this.#checkOpen();
     checkPrefix(prefix);
     const { revision: asked, limit, from } = checkListOptions(prefix, options);
+    this.#commitGroup();
     const revision = this.#readableRevision(asked, 'list');
     const end = prefixEnd(prefix);
     const sqlLimit = limit === 0 ? -1 : limit + 1;
@@ -487,6 +501,9 @@ class SqliteStoreImpl implements SqliteStore {
       checkPrefix(prefix);
       const maxBuffered = checkMaxBuffered(options?.maxBuffered);
       const after = checkRevision(options?.afterRevision, 'afterRevision');
+      // Replay reads the log: the open group must be in it, or its writes would be replayed and then
+      // dispatched again when it commits.
+      this.#commitGroup();
       this.#readableRevision(after, 'watch');
       const live = new BufferedWatch(prefix, maxBuffered, (w) => this.#fanout.remove(w));
       const end = prefixEnd(prefix);
@@ -524,6 +541,7 @@ class SqliteStoreImpl implements SqliteStore {
         { context: { revision: target, currentRevision: this.#revision } },
       );
     }
+    this.#commitGroup();
     while (this.#compacted < target) {
       const from = this.#compacted;
       const to = Math.min(target, from + COMPACT_STEP);
@@ -571,6 +589,7 @@ class SqliteStoreImpl implements SqliteStore {
     if (this.#closed) return;
     this.#closed = true;
     if (this.#timer !== undefined) clearInterval(this.#timer);
+    this.#commitGroup();
     this.#fanout.endAll(closedError());
     this.#db.close();
   }
@@ -599,12 +618,56 @@ class SqliteStoreImpl implements SqliteStore {
     return revision;
   }
 
-  /** One write in its own (implicit) transaction: the insert and its trigger commit together. */
-  #writeOne(op: BatchOp): Applied {
-    const applied = this.#apply(op, this.#revision + 1);
+  /**
+   * One write, committed with the others of this turn of the event loop (group commit): the first write
+   * opens a transaction and schedules its COMMIT with setImmediate; every write applied until then joins it.
+   * A write resolves (and its watch event is dispatched) only after the COMMIT, so what a caller was told is
+   * written is on disk; one commit per turn instead of per write halves a write's cost under load. Reads
+   * (get) in between see the open group's writes; if its COMMIT fails (disk full), every write in it is
+   * rejected, the revision goes back, and such a read saw writes that did not happen: the price of group
+   * commit, paid only when the disk fails.
+   */
+  #writeOne(op: BatchOp): Promise<Applied> {
+    if (this.#group === undefined) {
+      this.#db.exec('BEGIN IMMEDIATE');
+      this.#group = { revisionBefore: this.#revision, writes: [] };
+      setImmediate(() => this.#commitGroup());
+    }
+    const group = this.#group;
+    let applied: Applied;
+    try {
+      applied = this.#apply(op, this.#revision + 1);
+    } catch (err) {
+      // A refused write (conflict, missing key) leaves the group as it was; a failed statement that made
+      // SQLite roll back the transaction fails the whole group.
+      if (!this.#db.isTransaction) this.#failGroup(group, err);
+      throw err;
+    }
     this.#revision++;
-    this.#dispatch(applied);
-    return applied;
+    return new Promise((resolve, reject) => group.writes.push({ applied, resolve, reject }));
+  }
+
+  /** Commits the open group, if any, then dispatches and resolves its writes in revision order. */
+  #commitGroup(): void {
+    const group = this.#group;
+    if (group === undefined) return;
+    try {
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      this.#failGroup(group, err);
+      return;
+    }
+    this.#group = undefined;
+    for (const w of group.writes) this.#dispatch(w.applied);
+    for (const w of group.writes) w.resolve(w.applied);
+  }
+
+  #failGroup(group: WriteGroup, err: unknown): void {
+    if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+    if (this.#group === group) this.#group = undefined;
+    this.#revision = group.revisionBefore;
+    for (const w of group.writes) w.reject(err);
+    group.writes.length = 0;
   }
 
   #apply(op: BatchOp, revision: number): Applied {
