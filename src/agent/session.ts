@@ -304,7 +304,10 @@ export class Session extends EventEmitter<SessionEvents> {
               // Silence for three intervals means the path is dead even if TCP has not noticed.
               if (Date.now() - (this.#lastContact ?? 0) > 3 * everyMs) return end('hub went silent', 1006);
               send({ type: 'heartbeat' });
-              ws.ping();
+              // A ping only after 1.5 intervals without a frame from the hub: at idle that is a ping every
+              // other interval (each pong costs the hub a TLS write), and a dead path is still found within
+              // three intervals of the last contact plus one.
+              if (Date.now() - (this.#lastContact ?? 0) > 1.5 * everyMs) ws.ping();
             }, everyMs),
           );
           offEnqueue = this.#o.outbox.onEnqueue(pump);
