@@ -725,6 +725,23 @@ describe('hub', () => {
       await c.close();
     });
 
+    it('renews a Lease at most once per leaseRenewSeconds, however often the node heartbeats', async () => {
+      const getLease = () =>
+        cluster.get(Resources.leases, 'kube-node-lease', 'node-lease').catch(() => undefined);
+      hub.heartbeat('node-lease');
+      hub.heartbeat('node-lease');
+      let lease = await getLease();
+      while (lease === undefined) {
+        await new Promise((ok) => setTimeout(ok, 20));
+        lease = await getLease();
+      }
+      const first = lease.metadata.resourceVersion;
+      hub.heartbeat('node-lease');
+      // Past the batch window (500 ms): a renewal would have been written by now.
+      await new Promise((ok) => setTimeout(ok, 800));
+      assert.equal((await getLease())?.metadata.resourceVersion, first);
+    });
+
     async function expectFailure(c: Client, code: string, pattern: RegExp): Promise<void> {
       let m = await c.next();
       while (m?.type === 'batch' || m?.type === 'welcome') m = await c.next();

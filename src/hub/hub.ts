@@ -58,7 +58,11 @@ export interface HubOptions {
   readonly registry?: NodeRegistry;
   /** Heartbeat interval told to agents (default 10 s); a session silent for 3 intervals is closed. */
   readonly heartbeatSeconds?: number;
-  /** Least time between two Lease renewals of one node (default 10 s). */
+  /**
+   * Least time between two Lease renewals of one node (default 20 s: half the Lease's 40 s, where a kubelet
+   * renews every 10 s; at idle each renewal is a store write and a watch event, the largest part of the
+   * hub's cost per node).
+   */
   readonly leaseRenewSeconds?: number;
   /** Batch limits (default 500 items, 1 MiB) and batches in flight per node (default 4). */
   readonly batchItems?: number;
@@ -103,7 +107,7 @@ function positive(name: string, value: number | undefined, fallback: number): nu
 function resolve(o: HubOptions): Resolved {
   return {
     heartbeatSeconds: Math.round(positive('heartbeatSeconds', o.heartbeatSeconds, 10)),
-    leaseRenewMs: positive('leaseRenewSeconds', o.leaseRenewSeconds, 10) * 1000,
+    leaseRenewMs: positive('leaseRenewSeconds', o.leaseRenewSeconds, 20) * 1000,
     batchItems: Math.round(positive('batchItems', o.batchItems, 500)),
     batchBytes: Math.min(positive('batchBytes', o.batchBytes, 1024 * 1024), MAX_FRAME_BYTES - FRAME_OVERHEAD),
     maxUnacked: Math.round(positive('maxUnackedBatches', o.maxUnackedBatches, 4)),
