@@ -114,7 +114,9 @@ if (wanted !== undefined) {
 const stallMs = process.env['KEDGE_PROF_STALLS'];
 if (stallMs !== undefined) {
   const min = Number(stallMs) * 1000;
-  const idleIds = new Set(profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id));
+  const idleIds = new Set(
+    profile.nodes.filter((n) => n.callFrame.functionName === '(idle)').map((n) => n.id),
+  );
   let at = 0;
   let start = -1;
   let span = new Map<string, number>();
