@@ -301,12 +301,13 @@ export class Session extends EventEmitter<SessionEvents> {
           const everyMs = Math.max(1, m.heartbeatSeconds) * 1000;
           timers.push(
             setInterval(() => {
-              // Silence for three intervals means the path is dead even if TCP has not noticed.
-              if (Date.now() - (this.#lastContact ?? 0) > 3 * everyMs) return end('hub went silent', 1006);
+              // Silence for four intervals means the path is dead even if TCP has not noticed (a ping goes
+              // out after 1.5 silent intervals, so its pong has over two intervals to come back from a
+              // hub that is busy, say, with a reconnect storm).
+              if (Date.now() - (this.#lastContact ?? 0) > 4 * everyMs) return end('hub went silent', 1006);
               send({ type: 'heartbeat' });
               // A ping only after 1.5 intervals without a frame from the hub: at idle that is a ping every
-              // other interval (each pong costs the hub a TLS write), and a dead path is still found within
-              // three intervals of the last contact plus one.
+              // other interval (each pong costs the hub a TLS write).
               if (Date.now() - (this.#lastContact ?? 0) > 1.5 * everyMs) ws.ping();
             }, everyMs),
           );

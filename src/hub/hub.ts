@@ -697,6 +697,8 @@ class Session {
   #upstream: Promise<void> = Promise.resolve();
   #upstreamQueued = 0;
   #timer: NodeJS.Timeout | undefined;
+  /** Messages received so far (the liveness check compares it across one event-loop turn). */
+  #messages = 0;
 
   constructor(hub: Hub, ws: WebSocket, node: string, o: Resolved, log: Logger) {
     this.#hub = hub;
@@ -763,6 +765,7 @@ class Session {
 
   #onMessage(data: RawData, isBinary: boolean): void {
     if (this.#state === 'closed') return;
+    this.#messages++;
     const buf = Array.isArray(data) ? Buffer.concat(data) : Buffer.from(data as ArrayBuffer);
     this.#hub.countBytes(this.node, 'received', buf.byteLength);
     let msg: AgentMessage;
@@ -854,7 +857,16 @@ class Session {
   #armLiveness(): void {
     clearTimeout(this.#timer);
     this.#timer = setTimeout(
-      () => this.fail('bad-frame', 'No message for three heartbeat intervals'),
+      () => {
+        // Timers run before the event loop reads sockets: on a busy server the heartbeat that keeps this
+        // session alive may be waiting there. Judge after one poll phase; a message read meanwhile has
+        // refreshed the timer (and counted), so the session lives on.
+        const seen = this.#messages;
+        setImmediate(() => {
+          if (this.#messages === seen) this.fail('bad-frame', 'No message for three heartbeat intervals');
+          else this.#timer?.refresh();
+        });
+      },
       3 * this.#o.heartbeatSeconds * 1000,
     );
     this.#timer.unref();
