@@ -106,6 +106,31 @@ describe('Session', () => {
     assert.deepEqual([hello2.revision, hello2.inventory], [7, [['core/pods/default/b', 5]]]);
   });
 
+  it('a silent hub: pings only after 1.5 quiet intervals, gives up after four, and reconnects', async () => {
+    // A hub that never answers pings and sends nothing after the welcome: a dead path TCP has not noticed.
+    await using r = await rig({ hub: await startFakeHub(pki, 0, { autoPong: false }) });
+    const conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    const welcomed = performance.now();
+    await welcome(conn, 1);
+    let heartbeats = 0;
+    void (async () => {
+      for (;;) {
+        const m = await conn.messages.next();
+        if (m.type === 'heartbeat') heartbeats++;
+      }
+    })();
+    await conn.closed;
+    const lasted = performance.now() - welcomed;
+    // Not after three intervals (a busy hub gets more time), and not long after four.
+    assert.ok(lasted >= 4000, `closed after ${lasted} ms`);
+    assert.ok(heartbeats >= 3, `${heartbeats} heartbeats`);
+    // The first interval had contact (the welcome), so no ping then: fewer pings than heartbeats.
+    assert.ok(conn.pings >= 1 && conn.pings < heartbeats, `${conn.pings} pings, ${heartbeats} heartbeats`);
+    const again = await r.hub.connections.next();
+    await expectType(again, 'hello');
+  });
+
   it('stream frames: a stream-open it cannot serve is refused; a corrupt frame or unknown id is bad-frame', async () => {
     await using r = await rig();
     let conn = await r.hub.connections.next();

@@ -65,10 +65,13 @@ export class HubConnection {
   readonly clientName: string;
   readonly messages = new AsyncQueue<AgentMessage>();
   readonly closed: Promise<void>;
+  /** WebSocket pings received. */
+  pings = 0;
   constructor(ws: WebSocket, clientName: string) {
     this.ws = ws;
     this.clientName = clientName;
     this.closed = once(ws, 'close').then(() => {});
+    ws.on('ping', () => this.pings++);
     ws.on('message', (data) => this.messages.push(decodeAgentMessage(data as Buffer)));
   }
   send(m: HubMessage): void {
@@ -94,7 +97,11 @@ export interface FakeHub {
 }
 
 /** A fake hub on loopback that verifies client certificates against the CA, like the real one. */
-export async function startFakeHub(pki: TestPki, port = 0): Promise<FakeHub> {
+export async function startFakeHub(
+  pki: TestPki,
+  port = 0,
+  options: { autoPong?: boolean } = {},
+): Promise<FakeHub> {
   const https: Server = createServer({
     key: pki.server.keyPem,
     cert: pki.server.certPem,
@@ -102,7 +109,7 @@ export async function startFakeHub(pki: TestPki, port = 0): Promise<FakeHub> {
     requestCert: true,
     rejectUnauthorized: true,
   });
-  const wss = new WebSocketServer({ server: https, path: HUB_PATH });
+  const wss = new WebSocketServer({ server: https, path: HUB_PATH, autoPong: options.autoPong ?? true });
   const connections = new AsyncQueue<HubConnection>();
   wss.on('connection', (ws, req) => {
     const cert = (req.socket as import('node:tls').TLSSocket).getPeerCertificate();

@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import { stat } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { createServer, request as httpsRequest, type Server } from 'node:https';
 import type { AddressInfo } from 'node:net';
@@ -114,6 +115,8 @@ describe('hub', () => {
   let tokens: TokenStore;
   let registry: NodeRegistry;
   let hub: Hub;
+  /** Another hub that takes the WebSocket upgrades while set (a test with other options). */
+  let upgradeTo: Hub | undefined;
   let metrics: Registry;
   let https: Server;
   let base: string;
@@ -162,7 +165,7 @@ describe('hub', () => {
       },
     );
     https.on('upgrade', (req, socket, head) => {
-      if (!hub.handleUpgrade(req, socket, head)) socket.destroy();
+      if (!(upgradeTo ?? hub).handleUpgrade(req, socket, head)) socket.destroy();
     });
     await new Promise<void>((ok) => https.listen(0, '127.0.0.1', ok));
     base = `https://127.0.0.1:${(https.address() as AddressInfo).port}`;
@@ -740,6 +743,40 @@ describe('hub', () => {
       // Past the batch window (500 ms): a renewal would have been written by now.
       await new Promise((ok) => setTimeout(ok, 800));
       assert.equal((await getLease())?.metadata.resourceVersion, first);
+    });
+
+    it('a heartbeat waiting in the socket of a busy hub keeps the session (and silence ends it)', async () => {
+      const quick = createHub({ cluster, informers, logger: silentLogger(), registry, heartbeatSeconds: 1 });
+      upgradeTo = quick;
+      try {
+        const c = connect('node-b');
+        await c.opened;
+        c.send({ type: 'hello', v: 1, node: 'node-b', revision: 0, inventory: [] });
+        await c.expect('welcome');
+        const welcomed = performance.now();
+        // Just before the 3 s silence limit a heartbeat goes out, from an I/O callback (the poll phase of
+        // the event loop) that then keeps the loop busy past the limit: the next turn runs the expired
+        // liveness timer before it reads the heartbeat waiting in the hub's socket (same process).
+        await new Promise((ok) => setTimeout(ok, 2700));
+        await new Promise<void>((ok) =>
+          stat('.', () => {
+            c.send({ type: 'heartbeat' });
+            while (performance.now() - welcomed < 3500) {
+              // busy: nothing else runs
+            }
+            ok();
+          }),
+        );
+        await new Promise((ok) => setTimeout(ok, 300));
+        assert.equal(c.isClosed, false, 'the session survived its late-read heartbeat');
+        // Then silence: the session ends about three intervals after the last message.
+        const { code } = await c.closed;
+        assert.equal(code, 1008);
+        assert.ok(performance.now() - welcomed >= 5400, 'ended by silence, not earlier');
+      } finally {
+        upgradeTo = undefined;
+        await quick.close();
+      }
     });
 
     async function expectFailure(c: Client, code: string, pattern: RegExp): Promise<void> {
