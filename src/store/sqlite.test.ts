@@ -34,6 +34,18 @@ storeContract('sqlite', async () => {
   };
 });
 
+storeContract('sqlite with group commit', async () => {
+  const path = freshPath();
+  const store = openSqliteStore({ path, compaction: false, groupCommit: true });
+  return {
+    store,
+    cleanup: async () => {
+      await store.close();
+      await rm(path, { force: true });
+    },
+  };
+});
+
 describe('sqlite store', () => {
   test('reopening keeps data, revision and compacted revision; a delete revision is never reused', async () => {
     const path = freshPath();
@@ -234,7 +246,7 @@ describe('sqlite store on a full disk (group commit)', () => {
       const filler = join(mnt, 'filler');
       await writeFile(filler, Buffer.alloc(512 * 1024));
       const path = join(mnt, 'state.db');
-      const store = openSqliteStore({ path, compaction: false });
+      const store = openSqliteStore({ path, compaction: false, groupCommit: true });
       const events: number[] = [];
       const w = store.watch('/k/', { afterRevision: 0 });
       const seen = (async () => {
