@@ -59,7 +59,14 @@ describe('kubectl drives workloads', { concurrency: false }, () => {
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'kedge-workloads-'));
-    server = await startServer({ dataDir: dir, listen: '127.0.0.1:0', logger: silentLogger() });
+    // The server's own controllers stay off: this test runs the workload controllers itself (two sets
+    // would fight over the same ReplicaSets: pods created and deleted in a loop).
+    server = await startServer({
+      dataDir: dir,
+      listen: '127.0.0.1:0',
+      logger: silentLogger(),
+      startControllers: false,
+    });
     cluster = new LocalCluster(server.api.storage);
     informers = new InformerFactory(cluster, silentLogger());
     controllers = startWorkloadControllers({ cluster, informers, logger: silentLogger() });

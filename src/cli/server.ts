@@ -87,8 +87,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const store = openSqliteStore({
     path: join(dataDir, 'db', 'state.db'),
     logger: log.child({ component: 'store' }),
-    // Experimental (see SqliteStoreOptions.groupCommit): the scale benchmarks of 2026-11-23 ran with it on.
-    groupCommit: process.env['KEDGE_STORE_GROUP_COMMIT'] === '1',
+    // On unless KEDGE_STORE_GROUP_COMMIT=0 (see SqliteStoreOptions.groupCommit).
+    groupCommit: process.env['KEDGE_STORE_GROUP_COMMIT'] !== '0',
   });
   const tokens = new TokenStore({ path: join(dataDir, 'tokens.db'), caHash: pki.caHash });
   const nodeToken = await ensureNodeToken(join(dataDir, 'node-token'), tokens, log);

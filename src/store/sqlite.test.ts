@@ -34,9 +34,9 @@ storeContract('sqlite', async () => {
   };
 });
 
-storeContract('sqlite with group commit', async () => {
+storeContract('sqlite without group commit', async () => {
   const path = freshPath();
-  const store = openSqliteStore({ path, compaction: false, groupCommit: true });
+  const store = openSqliteStore({ path, compaction: false, groupCommit: false });
   return {
     store,
     cleanup: async () => {

@@ -56,10 +56,8 @@ export interface SqliteStoreOptions {
   /** Automatic compaction policy; `false` turns the timer off (`compact()` still works). */
   readonly compaction?: SqliteCompactionOptions | false;
   /**
-   * Group commit (default off; `kedge server` turns it on with KEDGE_STORE_GROUP_COMMIT=1): single writes of
-   * one event-loop turn share a transaction. Off by default because it made Deployment rollouts flap in
-   * the workload tests (a timing race in the controllers it exposes, not yet found); see
-   * docs/architecture.md.
+   * Group commit (default on; `kedge server` turns it off with KEDGE_STORE_GROUP_COMMIT=0): single writes of
+   * one event-loop turn share a transaction. See docs/architecture.md.
    */
   readonly groupCommit?: boolean;
 }
@@ -142,7 +140,7 @@ export function resolveSqliteStoreOptions(options: SqliteStoreOptions): Resolved
     path: options.path,
     logger: options.logger,
     compaction,
-    groupCommit: options.groupCommit === true,
+    groupCommit: options.groupCommit !== false,
   });
 }
 
