@@ -33,9 +33,10 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import type { KubeObject } from '../src/api/meta.ts';
 import { RemoteCluster } from '../src/client/remote-cluster.ts';
-import { type ResourceRef, Resources } from '../src/client/types.ts';
+import { Resources } from '../src/client/types.ts';
 import { type ResolvedKubeconfig, readKubeconfig, resolveKubeconfig } from '../src/lib/kubeconfig.ts';
 import { type ServerProcess, startServerProcess } from '../test/harness/server.ts';
+import { listAll } from './lib/list-all.ts';
 import { cpuSeconds, createRecorder, percentile, rssMiB } from './lib/measure.ts';
 import { inParallel } from './lib/node-swarm.ts';
 
@@ -134,31 +135,6 @@ async function until(
     if (performance.now() > end) throw new Error(`Timed out after ${timeoutMs} ms waiting for ${what}`);
     await sleep(everyMs);
   }
-}
-
-/**
- * Every object of a list, page by page (5,000 at a time); `onPage` sees each page's list metadata (the first
- * page's resourceVersion is the snapshot the whole list was read at).
- */
-async function listAll(
-  api: RemoteCluster,
-  ref: ResourceRef,
-  options: { namespace?: string; labelSelector?: string } = {},
-  onFirstPage?: (resourceVersion: string | undefined) => void,
-): Promise<KubeObject[]> {
-  const items: KubeObject[] = [];
-  let cont: string | undefined;
-  do {
-    const page = await api.list(ref, {
-      ...options,
-      limit: 5000,
-      ...(cont === undefined ? {} : { continue: cont }),
-    });
-    if (cont === undefined) onFirstPage?.(page.metadata?.resourceVersion);
-    items.push(...page.items);
-    cont = page.metadata?.continue || undefined;
-  } while (cont !== undefined);
-  return items;
 }
 
 const nodeNameOf = (p: KubeObject): string | undefined =>

@@ -12,6 +12,7 @@ import type { KubeObject } from '../../src/api/meta.ts';
 import { RemoteCluster } from '../../src/client/remote-cluster.ts';
 import { Resources } from '../../src/client/types.ts';
 import { readKubeconfig, resolveKubeconfig } from '../../src/lib/kubeconfig.ts';
+import { listAll } from './list-all.ts';
 
 interface Input {
   readonly kubeconfig: string;
@@ -66,25 +67,15 @@ while (!abort.signal.aborted && running.size < input.total) {
       if (e.type !== 'BOOKMARK') see(e.object, now());
       if (running.size >= input.total) break;
     }
-  } catch (err) {
+  } catch {
     if (abort.signal.aborted) break;
     // Expired (fell too far behind): list again; what is Running now is stamped now (an upper bound).
     restarts++;
-    let cont: string | undefined;
-    let first = true;
-    do {
-      const page = await api.list(Resources.pods, {
-        ...options,
-        limit: 5000,
-        ...(cont === undefined ? {} : { continue: cont }),
-      });
-      if (first) rv = page.metadata?.resourceVersion ?? rv;
-      first = false;
-      const at = now();
-      for (const p of page.items) see(p, at);
-      cont = page.metadata?.continue || undefined;
-    } while (cont !== undefined);
-    void err;
+    const pods = await listAll(api, Resources.pods, options, (listedAt) => {
+      rv = listedAt ?? rv;
+    });
+    const at = now();
+    for (const p of pods) see(p, at);
   }
 }
 clearInterval(timer);
