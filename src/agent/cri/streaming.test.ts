@@ -2,6 +2,7 @@
 // (ListContainers, ContainerStatus): partial lines, --tail, --since, --timestamps, --limit-bytes,
 // --previous, follow until the container exits.
 import assert from 'node:assert/strict';
+import { appendFileSync } from 'node:fs';
 import { appendFile, mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -108,6 +109,33 @@ describe('CRI logs', () => {
     assert.equal(await read({ timestamps: true, tailLines: 1 }), '2026-11-23T10:00:05.000000000Z five\n');
     assert.equal(await read({ since: new Date('2026-11-23T10:00:02Z') }), 'two\nthree joined\nfive\n');
     assert.equal(await read({ limitBytes: 6 }), 'one\ntw');
+  });
+
+  it('without --follow, answers the file as it was when asked (a line written meanwhile is left out)', async () => {
+    const growDir = join(dir, 'pods', 'default_grow_u2', 'app');
+    await mkdir(growDir, { recursive: true });
+    const file = join(growDir, '0.log');
+    await writeFile(
+      file,
+      '2026-11-23T10:00:01.000000000Z stdout F a\n2026-11-23T10:00:02.000000000Z stdout F b\n',
+    );
+    const s = new CriStreaming({
+      client: fakeClient(() => [{ attempt: 0, state: 'CONTAINER_RUNNING' }]),
+      dataDir: dir,
+      logger: silentLogger(),
+    });
+    const chunks: string[] = [];
+    // The container writes a line while the first one is on its way to kubectl.
+    const out = new Writable({
+      write(c: Buffer, _e, cb) {
+        if (chunks.length === 0) appendFileSync(file, '2026-11-23T10:00:03.000000000Z stdout F c\n');
+        chunks.push(String(c));
+        cb();
+      },
+    });
+    const grow = { namespace: 'default', name: 'grow', uid: 'u2' };
+    await s.logs(grow, { ...base, tailLines: 2 }, out, new AbortController().signal);
+    assert.equal(chunks.join(''), 'a\nb\n');
   });
 
   it('--previous reads the attempt before; none is a clear error', async () => {

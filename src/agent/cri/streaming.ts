@@ -220,10 +220,11 @@ export class CriStreaming implements StreamingRuntime {
     const follow = options.follow && !options.previous && current?.state === 'CONTAINER_RUNNING';
     const fh = await open(file.path, 'r');
     try {
-      let pos =
-        options.tailLines === undefined
-          ? 0
-          : await tailOffset(fh, (await fh.stat()).size, options.tailLines, options);
+      // Without --follow the answer is the file as it was when asked: `--tail=2` gives two lines even while the
+      // container writes a third.
+      const size = (await fh.stat()).size;
+      const end = follow ? Number.POSITIVE_INFINITY : size;
+      let pos = options.tailLines === undefined ? 0 : await tailOffset(fh, size, options.tailLines, options);
       const decoder = new CriLogDecoder(options);
       let budget = options.limitBytes ?? Number.POSITIVE_INFINITY;
       const buf = Buffer.allocUnsafe(64 * 1024);
@@ -231,7 +232,8 @@ export class CriStreaming implements StreamingRuntime {
       const checkMs = this.#o.followCheckMs ?? 1000;
       for (;;) {
         if (signal.aborted) return;
-        const { bytesRead } = await fh.read(buf, 0, buf.byteLength, pos);
+        const want = Math.min(buf.byteLength, end - pos);
+        const { bytesRead } = want > 0 ? await fh.read(buf, 0, want, pos) : { bytesRead: 0 };
         if (bytesRead > 0) {
           pos += bytesRead;
           for (const line of decoder.push(buf.subarray(0, bytesRead))) {
