@@ -59,6 +59,36 @@ const note = (text: string): void => console.log(`# ${text}`);
 /** Milliseconds since the epoch at sub-millisecond resolution, comparable with the watch worker's clock. */
 const epochMs = (): number => performance.timeOrigin + performance.now();
 
+/**
+ * Sums the pauses that `node --trace-gc` printed (one line per collection, kept raw in the server's logs);
+ * undefined when the server ran without it.
+ */
+function gcPauses(logs: ReadonlyArray<Record<string, unknown>>): string | undefined {
+  const by = new Map<string, { count: number; total: number; max: number }>();
+  for (const entry of logs) {
+    const line = entry['raw'];
+    if (typeof line !== 'string') continue;
+    const m =
+      /(Scavenge|Mark-Compact|Minor Mark-Sweep)\b.*? MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(
+        line,
+      );
+    if (m === null) continue;
+    const kind = by.get(m[1]!) ?? { count: 0, total: 0, max: 0 };
+    const pause = Number(m[2]);
+    kind.count++;
+    kind.total += pause;
+    kind.max = Math.max(kind.max, pause);
+    by.set(m[1]!, kind);
+  }
+  if (by.size === 0) return undefined;
+  return [...by]
+    .map(
+      ([k, v]) =>
+        `${k}: ${v.count} pauses, ${(v.total / 1000).toFixed(1)} s in all, longest ${v.max.toFixed(0)} ms`,
+    )
+    .join('; ');
+}
+
 /** Samples a process's RSS every 200 ms until stopped; returns the peak in MiB. */
 function rssPeak(pid: () => number | undefined): { stop(): number } {
   let peak = 0;
@@ -275,6 +305,7 @@ try {
     await sleep(1000); // let it list and start watching before the first create
     const cpu0 = await cpuSeconds(server.child.pid!);
     const peak = rssPeak(serverPid);
+    const logsBefore = server.logs.length;
     const t0 = performance.now();
     await inParallel(total, CREATE_CONCURRENCY, async (i) => {
       const name = `density-${i}`;
@@ -334,6 +365,24 @@ try {
     );
     record('density: server peak RSS', peak.stop(), 'MiB');
     record('density: watch re-lists (times after one are upper bounds)', watchRestarts, '');
+    // How the tail moves as pods pile up: startup p99 of each tenth of the pods, in creation order.
+    const tenths = Array.from({ length: 10 }, (_, t) => {
+      const part: number[] = [];
+      for (let i = Math.floor((t * total) / 10); i < Math.floor(((t + 1) * total) / 10); i++) {
+        const name = `density-${i}`;
+        const at = running.get(name);
+        if (at !== undefined) part.push(at - (created.get(name) ?? at));
+      }
+      return Math.round(
+        percentile(
+          part.sort((a, b) => a - b),
+          99,
+        ),
+      );
+    });
+    note(`density: startup p99 (ms) of each tenth of the pods, in creation order: ${tenths.join(' / ')}`);
+    const gc = gcPauses(server.logs.slice(logsBefore));
+    if (gc !== undefined) note(`density: server GC (--trace-gc) ${gc}`);
     await sleep(5000);
     record('density: server RSS after', await rssMiB(server.child.pid!), 'MiB');
     record('density: sim RSS', await rssMiB(sim.child.pid!), 'MiB');
