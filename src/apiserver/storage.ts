@@ -204,9 +204,9 @@ export class ObjectStorage {
       const entry = await this.store.get(key);
       if (entry === undefined) throw apiErrors.notFound(rt, name);
       const current = this.fromEntry(rt, entry);
-      // The mutation gets its own copy (a JSON clone costs a quarter of a second parse). When it returns
-      // that copy, checkBody need not copy it again; anything else may share parts with the caller's objects.
-      const working = cloneJson(current);
+      // The mutation gets its own copy (a second parse of the stored text). When it returns that copy,
+      // checkBody need not copy it again; anything else may share parts with the caller's objects.
+      const working = this.fromEntry(rt, entry);
       const proposed = await mutate(working);
       const next = this.mergeForUpdate(
         rt,
