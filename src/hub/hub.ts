@@ -153,8 +153,8 @@ export class Hub {
   /** Highest status seq written per node: a resend after a lost ack is acknowledged without writing. */
   readonly #statusSeq = new Map<string, number>();
   readonly #background = new Set<Promise<void>>();
-  /** Byte counts per node, kept only when metrics are registered. */
-  readonly #bytes: Map<string, NodeBytes> | undefined;
+  /** Bytes to and from each node (read by the byte counters when /metrics is scraped). */
+  readonly #bytes = new Map<string, NodeBytes>();
   /** kubectl logs / exec / cp of pods, carried over the sessions of their nodes. */
   readonly streams: PodStreamer;
   #closed = false;
@@ -168,12 +168,7 @@ export class Hub {
     this.#devices = options.devices === true;
     this.graph = new NodeGraph(options.informers, { devices: this.#devices });
     this.#wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES, clientTracking: false });
-    if (options.metrics === undefined) this.#bytes = undefined;
-    else {
-      const bytes = new Map<string, NodeBytes>();
-      this.#bytes = bytes;
-      this.#registerMetrics(options.metrics, bytes);
-    }
+    if (options.metrics !== undefined) this.#registerMetrics(options.metrics);
     this.#watchGraph();
     this.streams = podStreamer((node) => {
       const s = this.#sessions.get(node);
@@ -260,7 +255,6 @@ export class Hub {
 
   countBytes(node: string, direction: 'sent' | 'received', bytes: number): void {
     // A plain sum per message: a labelled counter hashes its labels on every inc (7 % of the hub's idle time).
-    if (this.#bytes === undefined) return;
     let counts = this.#bytes.get(node);
     if (counts === undefined) {
       counts = { sent: 0, received: 0 };
@@ -627,7 +621,8 @@ export class Hub {
     }
   }
 
-  #registerMetrics(registry: Registry, bytes: ReadonlyMap<string, NodeBytes>): void {
+  #registerMetrics(registry: Registry): void {
+    const bytes = this.#bytes;
     const sessions = this.#sessions;
     const graph = this.graph;
     const certExpiry = this.#certExpiry;
