@@ -184,6 +184,62 @@ describe('Outbox', () => {
     store.close();
   });
 
+  it("applies the hub's write-backs with the ack: the acked status at the API's revision, in one transaction", () => {
+    const path = freshPath();
+    let store = new LocalStore(path);
+    store.applyBatch(5, [pod('a', 4, { spec: { nodeName: 'n1' } }), pod('b', 5), pod('c', 3)]);
+    const outbox = new Outbox(store);
+    outbox.enqueue(podStatus('a', 'Running'));
+    outbox.enqueue(podStatus('b', 'Running'));
+    const acked = outbox.enqueue({
+      kind: 'NodeStatus',
+      name: 'n1',
+      status: { conditions: [{ type: 'Ready', status: 'True' }] },
+    });
+    const later = outbox.enqueue(podStatus('c', 'Running'));
+    const heard: LocalChange[] = [];
+    store.onChange((cs) => heard.push(...cs));
+    // a: held at `from`, applied. b: the agent holds 5, not 4: left alone. c: its row is after the ack: left
+    // alone. The node is not held at all: nothing.
+    assert.equal(
+      outbox.ack(acked, [
+        ['core/pods/default/a', 4, 9],
+        ['core/pods/default/b', 4, 10],
+        ['core/pods/default/c', 3, 11],
+        ['core/nodes//n1', 2, 12],
+      ]),
+      3,
+    );
+    assert.deepEqual(
+      heard.map((c) => [c.key, c.revision]),
+      [['core/pods/default/a', 9]],
+    );
+    const check = (s: LocalStore): void => {
+      const a = s.get('core/pods/default/a');
+      assert.equal(a?.revision, 9);
+      assert.deepEqual(a?.object, {
+        apiVersion: 'v1',
+        kind: 'Pod',
+        metadata: { name: 'a', namespace: 'default', uid: 'uid-a', resourceVersion: '9' },
+        spec: { nodeName: 'n1' },
+        status: { phase: 'Running' },
+      });
+      assert.equal(s.get('core/pods/default/b')?.revision, 5);
+      assert.equal(s.get('core/pods/default/c')?.revision, 3);
+      assert.deepEqual(new Map(s.inventory()).get('core/pods/default/a'), 9);
+      assert.equal(s.revision(), 5, 'a write-back moves one object, not what the node has seen overall');
+    };
+    check(store);
+    assert.deepEqual(
+      outbox.pending().map((p) => p.seq),
+      [later],
+    );
+    store.close();
+    store = new LocalStore(path);
+    check(store);
+    store.close();
+  });
+
   it('bounds events by dropping the oldest, never statuses', () => {
     const store = new LocalStore(freshPath());
     let dropped = 0;

@@ -106,6 +106,7 @@ export class LocalStore {
     | 'outboxTrim'
     | 'outboxAfter'
     | 'outboxAck'
+    | 'outboxItem'
     | 'outboxCount'
     | 'outboxSeq'
     | 'twinGet'
@@ -164,6 +165,7 @@ export class LocalStore {
       ),
       outboxAfter: p('SELECT seq, coalesce_key, item FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       outboxAck: p('DELETE FROM outbox WHERE seq <= ?'),
+      outboxItem: p('SELECT item FROM outbox WHERE coalesce_key = ? AND seq <= ?'),
       outboxCount: p('SELECT COUNT(*) AS n FROM outbox'),
       outboxSeq: p("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"),
       twinGet: p('SELECT value FROM twins WHERE id = ?'),
@@ -310,9 +312,38 @@ export class LocalStore {
     }));
   }
 
-  /** Removes every row with seq <= `seq`; returns how many. */
-  outboxAck(seq: number): number {
-    return Number(this.#s.outboxAck.run(seq).changes);
+  /**
+   * Removes every row with seq <= `seq` and, in the same transaction, stores `writeBacks` (objects the
+   * hub wrote as this node reported them, at the server's new revisions); returns how many rows went.
+   * Listeners hear the write-backs after the commit.
+   */
+  outboxAck(seq: number, writeBacks: readonly LocalObject[] = []): number {
+    if (writeBacks.length === 0) return Number(this.#s.outboxAck.run(seq).changes);
+    const changes: LocalChange[] = [];
+    this.#db.exec('BEGIN IMMEDIATE');
+    let removed: number;
+    try {
+      for (const w of writeBacks) {
+        const prev = this.get(w.key);
+        if (prev === undefined || prev.revision >= w.revision) continue;
+        this.#s.put.run(w.key, w.revision, JSON.stringify(w.object));
+        changes.push({ type: 'put', key: w.key, revision: w.revision, object: w.object, prev: prev.object });
+      }
+      removed = Number(this.#s.outboxAck.run(seq).changes);
+      this.#db.exec('COMMIT');
+    } catch (err) {
+      if (this.#db.isTransaction) this.#db.exec('ROLLBACK');
+      throw err;
+    }
+    for (const c of changes) this.#revisions.set(c.key, c.revision);
+    if (changes.length > 0) for (const l of this.#listeners) l(changes);
+    return removed;
+  }
+
+  /** The pending row that coalesces under `coalesceKey`, if its seq is at most `maxSeq` (JSON text). */
+  outboxItem(coalesceKey: string, maxSeq: number): string | undefined {
+    const row = this.#s.outboxItem.get(coalesceKey, maxSeq);
+    return row === undefined ? undefined : String(row['item']);
   }
 
   outboxDepth(): number {

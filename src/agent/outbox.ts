@@ -6,8 +6,9 @@
  * pending one and moves to the end with a new seq). Events are not coalesced but bounded: beyond
  * `maxEvents` the oldest pending events are dropped; statuses are never dropped.
  */
-import type { StatusItem } from '../protocol/messages.ts';
-import type { LocalStore } from './local-store.ts';
+import type { KubeObject } from '../api/meta.ts';
+import { parseSyncKey, type StatusItem, type SyncKey, type WrittenStatus } from '../protocol/messages.ts';
+import type { LocalObject, LocalStore } from './local-store.ts';
 
 export interface OutboxOptions {
   /** Pending events kept at most (default 1000). */
@@ -30,6 +31,20 @@ export function coalesceKeyOf(item: StatusItem): string | null {
     case 'Event':
       return null;
   }
+}
+
+/** The coalesce key of the status row this node reports for a synced pod or node. */
+function ownStatusKey(key: SyncKey, object: KubeObject): string | undefined {
+  const parsed = parseSyncKey(key);
+  if (parsed === undefined || parsed.group !== '') return undefined;
+  if (parsed.plural === 'nodes')
+    return coalesceKeyOf({ kind: 'NodeStatus', name: parsed.name, status: {} }) ?? undefined;
+  if (parsed.plural !== 'pods' || parsed.namespace === undefined) return undefined;
+  const uid = object.metadata.uid ?? '';
+  return (
+    coalesceKeyOf({ kind: 'PodStatus', namespace: parsed.namespace, name: parsed.name, uid, status: {} }) ??
+    undefined
+  );
 }
 
 export interface PendingStatus {
@@ -83,9 +98,29 @@ export class Outbox {
       .map((row) => ({ seq: row.seq, item: JSON.parse(row.item) as StatusItem }));
   }
 
-  /** The hub wrote everything up to `seq`: drop those rows. */
-  ack(seq: number): number {
-    return this.#store.outboxAck(seq);
+  /**
+   * The hub wrote everything up to `seq`: drop those rows. For each `written` [key, from, to] whose local
+   * copy is still at `from`, the status this node sent becomes that copy's status at revision `to`, as the
+   * API now holds it (in the same transaction).
+   */
+  ack(seq: number, written: readonly WrittenStatus[] = []): number {
+    const writeBacks: LocalObject[] = [];
+    for (const [key, from, to] of written) {
+      const local = this.#store.get(key);
+      if (local === undefined || local.revision !== from) continue;
+      const coalesceKey = ownStatusKey(key, local.object);
+      const text = coalesceKey === undefined ? undefined : this.#store.outboxItem(coalesceKey, seq);
+      if (text === undefined) continue;
+      const item = JSON.parse(text) as StatusItem;
+      if (item.kind !== 'PodStatus' && item.kind !== 'NodeStatus') continue;
+      const object: KubeObject = {
+        ...local.object,
+        metadata: { ...local.object.metadata, resourceVersion: String(to) },
+        status: item.status,
+      };
+      writeBacks.push({ key, revision: to, object });
+    }
+    return this.#store.outboxAck(seq, writeBacks);
   }
 
   depth(): number {

@@ -12,6 +12,7 @@ import { isKedgeError } from '../lib/errors.ts';
 import type { Logger } from '../lib/log.ts';
 import { decodeHubMessage, decodeStreamFrame, encodeMessage, MAX_BATCH_ITEMS } from '../protocol/codec.ts';
 import {
+  AgentFeatures,
   type AgentMessage,
   type Batch,
   HUB_PATH,
@@ -255,6 +256,7 @@ export class Session extends EventEmitter<SessionEvents> {
         revision: this.#o.store.revision(),
         inventory: this.#o.store.inventory(),
         ...(this.#o.agentVersion === undefined ? {} : { agentVersion: this.#o.agentVersion }),
+        features: [AgentFeatures.statusWriteBack],
       });
       timers.push(
         setTimeout(() => {
@@ -349,7 +351,7 @@ export class Session extends EventEmitter<SessionEvents> {
           }
           return;
         case 'status-ack': {
-          this.#o.outbox.ack(m.seq);
+          this.#o.outbox.ack(m.seq, m.written);
           while (inFlight.length > 0 && inFlight[0]! <= m.seq) inFlight.shift();
           this.emit('status-ack', m.seq);
           pump();

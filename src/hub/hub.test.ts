@@ -228,10 +228,14 @@ describe('hub', () => {
   }
 
   /** Opens a session with this inventory; resolves after welcome. */
-  async function session(node: string, inventory: Array<[SyncKey, number]> = []): Promise<Client> {
+  async function session(
+    node: string,
+    inventory: Array<[SyncKey, number]> = [],
+    features: string[] = [],
+  ): Promise<Client> {
     const c = connect(node);
     await c.opened;
-    c.send({ type: 'hello', v: 1, node, revision: 0, inventory });
+    c.send({ type: 'hello', v: 1, node, revision: 0, inventory, features });
     await c.expect('welcome');
     return c;
   }
@@ -630,6 +634,143 @@ describe('hub', () => {
       await assert.rejects(cluster.get(Resources.pods, 'default', 'st-a'), /not found/);
       await cluster.delete(Resources.pods, 'default', 'st-b', { gracePeriodSeconds: 0 });
       await c.close();
+    });
+
+    it("does not send a node's own status writes back down to an agent that applies them itself", async () => {
+      for (const name of ['node-w', 'node-x']) creds.set(name, await joinNode(name));
+      const runningStatus = { phase: 'Running', hostIP: '10.0.0.7' };
+      for (const [node, features] of [
+        ['node-w', ['status-write-back', 'some-future-feature']],
+        ['node-x', []],
+      ] as const) {
+        const p0 = await cluster.create(Resources.pods, 'default', pod(`wb-${node}`, node));
+        await seen(p0);
+        const c = await session(node, [], [...features]);
+        const model: Model = new Map();
+        const podKey = `core/pods/default/wb-${node}`;
+        const nodeKeyOf = `core/nodes//${node}`;
+        await syncUntil(c, model, (m) => m.has(podKey) && m.has(nodeKeyOf));
+        const nodeFrom = model.get(nodeKeyOf)!.revision;
+        c.send({
+          type: 'status',
+          seq: 1,
+          items: [
+            {
+              kind: 'PodStatus',
+              namespace: 'default',
+              name: `wb-${node}`,
+              uid: p0.metadata.uid,
+              status: runningStatus,
+            },
+            { kind: 'NodeStatus', name: node, status: { conditions: [{ type: 'Ready', status: 'True' }] } },
+          ],
+        });
+        let m = await c.next();
+        while (m?.type === 'batch') {
+          // Whatever comes before the ack is older than the writes.
+          if (node === 'node-w')
+            for (const it of m.items) assert.ok(it.key !== podKey || it.revision === rv(p0));
+          c.send({ type: 'ack', seq: m.seq, revision: m.revision });
+          m = await c.next();
+        }
+        const written = await cluster.get(Resources.pods, 'default', `wb-${node}`);
+        const nodeNow = await cluster.get(Resources.nodes, undefined, node);
+        assert.deepEqual(written['status'], runningStatus);
+        // A label change afterwards: the next batch carries it, the status write before it was not sent.
+        await cluster.update(Resources.pods, {
+          ...written,
+          metadata: { ...written.metadata, labels: { after: 'write' } },
+        });
+        if (node === 'node-w') {
+          assert.deepEqual(m, {
+            type: 'status-ack',
+            seq: 1,
+            written: [
+              [podKey, rv(p0), rv(written)],
+              [nodeKeyOf, nodeFrom, rv(nodeNow)],
+            ],
+          });
+          const next = await c.expect('batch');
+          assert.deepEqual(
+            next.items.map((it) => it.key),
+            [podKey],
+            'only the label change goes down',
+          );
+          assert.ok(next.items[0]!.revision > rv(written));
+        } else {
+          // An agent without the feature gets the plain ack and the objects in full, as before.
+          assert.deepEqual(m, { type: 'status-ack', seq: 1 });
+          const revisions = new Map<string, number>();
+          while ((revisions.get(podKey) ?? 0) <= rv(written)) {
+            const b = await c.expect('batch');
+            for (const it of b.items) revisions.set(it.key, it.revision);
+            c.send({ type: 'ack', seq: b.seq, revision: b.revision });
+          }
+        }
+        await cluster.delete(Resources.pods, 'default', `wb-${node}`, { gracePeriodSeconds: 0 });
+        await c.close();
+      }
+    });
+
+    it('a real agent holds its own status at the API revision, and a reconnect resends nothing', {
+      timeout: 30_000,
+    }, async () => {
+      creds.set('node-wr', await joinNode('node-wr'));
+      const p0 = await cluster.create(Resources.pods, 'default', pod('wb-real', 'node-wr'));
+      await seen(p0);
+      const localStore = new LocalStore(join(dir, 'agent-write-back.db'));
+      const outbox = new Outbox(localStore);
+      const podKey = 'core/pods/default/wb-real';
+      const options = {
+        server: base,
+        nodeName: 'node-wr',
+        store: localStore,
+        outbox,
+        credentials: () => ({ caPem: ca.certPem, ...creds.get('node-wr')! }),
+        logger: silentLogger(),
+      };
+      let agent = new AgentSession(options);
+      const changes: string[] = [];
+      localStore.onChange((cs) => {
+        for (const c of cs) if (c.key === podKey) changes.push(`${c.type}@${c.revision}`);
+      });
+      try {
+        agent.start();
+        await once(agent, 'connected');
+        while (localStore.get(podKey) === undefined) await once(agent, 'batch');
+        const status = { phase: 'Running', podIP: '10.1.2.3' };
+        outbox.enqueue({
+          kind: 'PodStatus',
+          namespace: 'default',
+          name: 'wb-real',
+          uid: p0.metadata.uid ?? '',
+          status,
+        });
+        while (outbox.depth() > 0) await once(agent, 'status-ack');
+        const api = await cluster.get(Resources.pods, 'default', 'wb-real');
+        const local = localStore.get(podKey);
+        assert.equal(local?.revision, rv(api));
+        assert.deepEqual(local?.object, api, 'the local copy is the API object');
+        assert.deepEqual(changes, [`put@${rv(p0)}`, `put@${rv(api)}`], 'listeners heard the write-back');
+
+        // Offline and back: the inventory says the agent has the API's revision, so nothing is resent.
+        await agent.stop();
+        const batches: number[] = [];
+        agent = new AgentSession(options);
+        agent.on('batch', (b: Batch) => batches.push(b.items.length));
+        agent.start();
+        await once(agent, 'connected');
+        const marked = await cluster.update(Resources.pods, {
+          ...api,
+          metadata: { ...api.metadata, labels: { marker: 'after-reconnect' } },
+        });
+        while (localStore.get(podKey)?.revision !== rv(marked)) await once(agent, 'batch');
+        assert.deepEqual(batches, [1], 'only the label change came down');
+      } finally {
+        await agent.stop();
+        localStore.close();
+        await cluster.delete(Resources.pods, 'default', 'wb-real', { gracePeriodSeconds: 0 });
+      }
     });
 
     it('a real agent keeps syncing after the hub refuses a status item of a pod now bound elsewhere', {

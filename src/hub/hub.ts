@@ -20,17 +20,29 @@ import { type Cluster, type ResourceRef, Resources } from '../client/types.ts';
 import type { Logger } from '../lib/log.ts';
 import { decodeAgentMessage, decodeStreamFrame, encodeMessage, protocolCodeOf } from '../protocol/codec.ts';
 import {
+  AgentFeatures,
   type AgentMessage,
   type Hello,
   HUB_PATH,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
   type ProtocolErrorCode,
+  type StatusAck,
   type StatusBatch,
   type StatusItem,
   type SyncItem,
   type SyncKey,
+  syncKey,
+  type WrittenStatus,
 } from '../protocol/messages.ts';
+
+/** What a status batch's writes came to. */
+export interface StatusWriteResult {
+  /** Refusals of items the node may not write (sent to the agent as `forbidden` errors). */
+  readonly forbidden: readonly string[];
+  readonly written: readonly WrittenStatus[];
+}
+
 import { type NodeIdentity, nodeIdentity } from './identity.ts';
 import type { NodeRegistry } from './node-registry.ts';
 import { publicKeyFingerprint } from './node-registry.ts';
@@ -328,28 +340,33 @@ export class Hub {
   }
 
   /** Writes one status batch; returns the errors to report (items dropped). Throws when it must be retried. */
-  async writeStatus(node: string, batch: StatusBatch): Promise<{ acked: boolean; forbidden: string[] }> {
+  /**
+   * Writes a status batch. `written` lists the pod and node statuses written as the agent sent them onto
+   * the object it was reported against (the session may spare the agent that object: see StatusAck).
+   */
+  async writeStatus(node: string, batch: StatusBatch): Promise<StatusWriteResult> {
     const last = this.#statusSeq.get(node) ?? -1;
-    if (batch.seq <= last) return { acked: true, forbidden: [] };
+    if (batch.seq <= last) return { forbidden: [], written: [] };
     const forbidden: string[] = [];
+    const written: WrittenStatus[] = [];
     for (const item of batch.items) {
-      const refusal = await this.#writeItem(node, item);
+      const refusal = await this.#writeItem(node, item, written);
       if (refusal !== undefined) forbidden.push(refusal);
     }
     this.#statusSeq.set(node, batch.seq);
-    return { acked: true, forbidden };
+    return { forbidden, written };
   }
 
   /** One upstream item; returns a refusal message when the node may not write it. */
-  async #writeItem(node: string, item: StatusItem): Promise<string | undefined> {
+  async #writeItem(node: string, item: StatusItem, written: WrittenStatus[]): Promise<string | undefined> {
     try {
       switch (item.kind) {
         case 'NodeStatus':
           if (item.name !== node) return `Node ${node} cannot write the status of node ${item.name}`;
-          await this.#writeNodeStatus(node, item.status);
+          await this.#writeNodeStatus(node, item.status, written);
           return undefined;
         case 'PodStatus':
-          return await this.#writePodStatus(node, item);
+          return await this.#writePodStatus(node, item, written);
         case 'PodDeleted':
           return await this.#confirmPodDeleted(node, item);
         case 'Event':
@@ -373,27 +390,56 @@ export class Hub {
     }
   }
 
+  /**
+   * Replaces an object's status through the status subresource. `change` returns the status to write
+   * (undefined: write nothing). When the API then holds exactly that status on the object it was
+   * written onto, [key, from, to] goes to `written`.
+   */
   async #updateStatus(
     ref: ResourceRef,
     ns: string | undefined,
     name: string,
-    change: (o: KubeObject) => KubeObject | undefined,
+    change: (o: KubeObject) => Record<string, unknown> | undefined,
+    written: WrittenStatus[] | undefined,
   ): Promise<void> {
-    await modifyObject(this.#cluster, ref, ns, name, change, { subresource: 'status' });
+    let from = 0;
+    let sent: Record<string, unknown> | undefined;
+    const result = await modifyObject(
+      this.#cluster,
+      ref,
+      ns,
+      name,
+      (o) => {
+        sent = change(o);
+        if (sent === undefined) return undefined;
+        from = revisionOf(o);
+        return { ...o, status: sent };
+      },
+      { subresource: 'status' },
+    );
+    if (result === undefined || written === undefined || sent === undefined) return;
+    const to = revisionOf(result);
+    if (to > from && from > 0 && JSON.stringify(result['status']) === JSON.stringify(sent))
+      written.push([keyOf(ref, result), from, to]);
   }
 
-  async #writeNodeStatus(node: string, status: Record<string, unknown>): Promise<void> {
+  async #writeNodeStatus(
+    node: string,
+    status: Record<string, unknown>,
+    written: WrittenStatus[],
+  ): Promise<void> {
     try {
-      await this.#updateStatus(Resources.nodes, undefined, node, (o) => ({ ...o, status }));
+      await this.#updateStatus(Resources.nodes, undefined, node, () => status, written);
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
-      // The Node was deleted while the agent runs: register it again, as a kubelet does.
+      // The Node was deleted while the agent runs: register it again, as a kubelet does. The agent's copy
+      // is gone with it, so the new object goes down in full.
       await this.#cluster.create(Resources.nodes, undefined, {
         apiVersion: 'v1',
         kind: 'Node',
         metadata: { name: node },
       });
-      await this.#updateStatus(Resources.nodes, undefined, node, (o) => ({ ...o, status }));
+      await this.#updateStatus(Resources.nodes, undefined, node, () => status, undefined);
     }
   }
 
@@ -419,16 +465,23 @@ export class Hub {
   async #writePodStatus(
     node: string,
     item: Extract<StatusItem, { kind: 'PodStatus' }>,
+    written: WrittenStatus[],
   ): Promise<string | undefined> {
     let refusal: string | undefined;
     try {
-      await this.#updateStatus(Resources.pods, item.namespace, item.name, (pod) => {
-        if (podNodeName(pod) !== node) {
-          refusal = `Node ${node} cannot write the status of pod ${item.namespace}/${item.name}, which is not bound to it`;
-          return undefined;
-        }
-        return pod.metadata.uid === item.uid ? { ...pod, status: item.status } : undefined;
-      });
+      await this.#updateStatus(
+        Resources.pods,
+        item.namespace,
+        item.name,
+        (pod) => {
+          if (podNodeName(pod) !== node) {
+            refusal = `Node ${node} cannot write the status of pod ${item.namespace}/${item.name}, which is not bound to it`;
+            return undefined;
+          }
+          return pod.metadata.uid === item.uid ? item.status : undefined;
+        },
+        written,
+      );
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
     }
@@ -446,23 +499,31 @@ export class Hub {
   ): Promise<string | undefined> {
     let refusal: string | undefined;
     try {
-      await this.#updateStatus(SYNCED_DEVICES.devices, item.namespace, item.name, (dev) => {
-        if (deviceNodeName(dev) !== node) {
-          refusal = `Node ${node} cannot write the status of device ${item.namespace}/${item.name}, which is not bound to it`;
-          return undefined;
-        }
-        const held = isPlainObject(dev['status']) ? Number(dev['status']['edgeVersion'] ?? 0) : 0;
-        const incoming = Number(item.status['edgeVersion']);
-        if (!Number.isSafeInteger(incoming) || incoming <= 0) {
-          refusal = `Device status for ${item.namespace}/${item.name} has no positive edgeVersion`;
-          return undefined;
-        }
-        if (incoming <= held) {
-          this.#log.debug({ node, device: item.name, incoming, held }, 'older device report ignored');
-          return undefined;
-        }
-        return { ...dev, status: item.status };
-      });
+      // Devices need no write-back: the hub never sends a device's status-only change down.
+      const devices = SYNCED_DEVICES.devices;
+      await this.#updateStatus(
+        devices,
+        item.namespace,
+        item.name,
+        (dev) => {
+          if (deviceNodeName(dev) !== node) {
+            refusal = `Node ${node} cannot write the status of device ${item.namespace}/${item.name}, which is not bound to it`;
+            return undefined;
+          }
+          const held = isPlainObject(dev['status']) ? Number(dev['status']['edgeVersion'] ?? 0) : 0;
+          const incoming = Number(item.status['edgeVersion']);
+          if (!Number.isSafeInteger(incoming) || incoming <= 0) {
+            refusal = `Device status for ${item.namespace}/${item.name} has no positive edgeVersion`;
+            return undefined;
+          }
+          if (incoming <= held) {
+            this.#log.debug({ node, device: item.name, incoming, held }, 'older device report ignored');
+            return undefined;
+          }
+          return item.status;
+        },
+        undefined,
+      );
     } catch (err) {
       if (!isApiError(err, 404)) throw err;
     }
@@ -709,6 +770,10 @@ class Session {
   #timer: NodeJS.Timeout | undefined;
   /** Messages received so far (the liveness check compares it across one event-loop turn). */
   #messages = 0;
+  /** The agent applies status-ack `written` entries (hello feature status-write-back). */
+  #writeBack = false;
+  /** Keys whose status the hub is writing for this node now (not flushed meanwhile). */
+  readonly #writing = new Set<SyncKey>();
 
   constructor(hub: Hub, ws: WebSocket, node: string, o: Resolved, log: Logger) {
     this.#hub = hub;
@@ -885,6 +950,7 @@ class Session {
   /** Builds the relevant set and queues the difference to the agent's inventory. */
   begin(hello: Hello, serverRevision: number): void {
     this.#state = 'live';
+    this.#writeBack = hello.features?.includes(AgentFeatures.statusWriteBack) ?? false;
     this.#send(
       encodeMessage({
         type: 'welcome',
@@ -1017,6 +1083,7 @@ class Session {
       let bytes = FRAME_OVERHEAD;
       let revision = 0;
       for (const [key, item] of this.pending) {
+        if (this.#writing.has(key)) continue;
         const text = JSON.stringify(item);
         const size = Buffer.byteLength(text) + 1;
         if (size + FRAME_OVERHEAD > MAX_FRAME_BYTES) {
@@ -1061,6 +1128,33 @@ class Session {
     this.#scheduleFlush();
   }
 
+  /**
+   * The status-ack, with the writes the agent can apply itself: those onto the revision the agent holds
+   * (what was last sent for the key). The API's new revision then counts as held, so its watch event,
+   * queued or still to come, sends nothing.
+   */
+  #statusAck(seq: number, written: readonly WrittenStatus[]): StatusAck {
+    if (!this.#writeBack || written.length === 0) return { type: 'status-ack', seq };
+    const own: WrittenStatus[] = [];
+    for (const w of written) {
+      const [key, from, to] = w;
+      if (this.#agentHas.get(key) !== from) continue;
+      this.#agentHas.set(key, to);
+      if (this.pending.get(key)?.revision === to) this.pending.delete(key);
+      own.push(w);
+    }
+    return own.length === 0 ? { type: 'status-ack', seq } : { type: 'status-ack', seq, written: own };
+  }
+
+  /**
+   * While the hub writes a status, the object's new revision waits in `pending` (a flush in between
+   * would send it down before the status-ack could spare it).
+   */
+  #holdBack(item: StatusItem): void {
+    if (item.kind === 'PodStatus') this.#writing.add(syncKey('', 'pods', item.namespace, item.name));
+    else if (item.kind === 'NodeStatus') this.#writing.add(nodeKey(item.name));
+  }
+
   #status(batch: StatusBatch): void {
     if (this.#state === 'hello') throw new SessionError('bad-frame', 'Status before hello');
     this.#upstreamQueued++;
@@ -1068,9 +1162,10 @@ class Session {
     this.#upstream = this.#upstream.then(async () => {
       try {
         if (this.closed) return;
-        const { forbidden } = await this.#hub.writeStatus(this.node, batch);
+        if (this.#writeBack) for (const item of batch.items) this.#holdBack(item);
+        const { forbidden, written } = await this.#hub.writeStatus(this.node, batch);
         if (this.closed) return;
-        this.#send(encodeMessage({ type: 'status-ack', seq: batch.seq }));
+        this.#send(encodeMessage(this.#statusAck(batch.seq, written)));
         // Refused items are dropped (acknowledged): resending them would never succeed.
         for (const message of forbidden)
           this.#send(encodeMessage({ type: 'error', code: 'forbidden', message }));
@@ -1078,6 +1173,10 @@ class Session {
         this.#log.warn({ err, seq: batch.seq }, 'status write failed; the agent will resend');
         this.fail('internal', 'The hub could not write the status; resend it');
       } finally {
+        if (this.#writing.size > 0) {
+          this.#writing.clear();
+          this.#scheduleFlush();
+        }
         this.#upstreamQueued--;
         if (this.#upstreamQueued <= MAX_STATUS_IN_FLIGHT && this.#ws.isPaused) this.#ws.resume();
       }

@@ -10,6 +10,7 @@ import {
   protocolCodeOf,
 } from './codec.ts';
 import {
+  AgentFeatures,
   type AgentMessage,
   type HubMessage,
   MAX_FRAME_BYTES,
@@ -52,6 +53,7 @@ const agentMessage: fc.Arbitrary<AgentMessage> = fc.oneof(
       revision: rev,
       inventory: fc.array(fc.tuple(key, rev), { maxLength: 10 }),
       agentVersion: fc.string({ minLength: 1, maxLength: 10 }),
+      features: fc.constantFrom([], [AgentFeatures.statusWriteBack]),
     },
     { requiredKeys: ['type', 'v', 'node', 'revision', 'inventory'] },
   ),
@@ -77,7 +79,19 @@ const hubMessage: fc.Arbitrary<HubMessage> = fc.oneof(
     revision: rev,
     items: fc.uniqueArray(syncItem, { maxLength: 6, selector: (i) => i.key }),
   }),
-  fc.record({ type: fc.constant('status-ack' as const), seq: rev }),
+  fc.record(
+    {
+      type: fc.constant('status-ack' as const),
+      seq: rev,
+      written: fc.array(
+        fc
+          .tuple(key, fc.integer({ min: 1, max: 2 ** 40 }), fc.integer({ min: 1, max: 2 ** 40 }))
+          .map(([k, from, step]) => [k, from, from + step] as const),
+        { maxLength: 4 },
+      ),
+    },
+    { requiredKeys: ['type', 'seq'] },
+  ),
   errorMessage,
 );
 
@@ -143,6 +157,45 @@ describe('protocol codec', () => {
   it('drops unknown fields so newer peers can add some', () => {
     const m = decodeAgentMessage(JSON.stringify({ type: 'ack', seq: 3, revision: 9, future: { x: 1 } }));
     assert.deepEqual(m, { type: 'ack', seq: 3, revision: 9 });
+  });
+
+  it('keeps the hello features it knows and drops the others', () => {
+    const m = decodeAgentMessage(
+      JSON.stringify({
+        type: 'hello',
+        v: 1,
+        node: 'n',
+        revision: 0,
+        inventory: [],
+        features: ['from-the-future', 'status-write-back'],
+      }),
+    );
+    assert.deepEqual(m.type === 'hello' && m.features, ['status-write-back']);
+    throwsProtocol(
+      () =>
+        decodeAgentMessage('{"type":"hello","v":1,"node":"n","revision":0,"inventory":[],"features":[7]}'),
+      /hello.features\[0\] must be a string/,
+    );
+  });
+
+  it('refuses status-ack write-backs that are not [key, from, to] with to above from', () => {
+    const ack = (written: unknown): string => JSON.stringify({ type: 'status-ack', seq: 1, written });
+    throwsProtocol(() => decodeHubMessage(ack({})), /status-ack.written must be an array/);
+    throwsProtocol(() => decodeHubMessage(ack([['core/pods/a/b', 2]])), /must be \[key, from, to\]/);
+    throwsProtocol(() => decodeHubMessage(ack([['pods/b', 2, 3]])), /written\[0\] key must be a sync key/);
+    throwsProtocol(
+      () => decodeHubMessage(ack([['core/pods/a/b', 0, 3]])),
+      /from must be a whole number >= 1/,
+    );
+    throwsProtocol(
+      () => decodeHubMessage(ack([['core/pods/a/b', 3, 3]])),
+      /to must be a whole number above from/,
+    );
+    assert.deepEqual(decodeHubMessage(ack([['core/pods/a/b', 2, 3]])), {
+      type: 'status-ack',
+      seq: 1,
+      written: [['core/pods/a/b', 2, 3]],
+    });
   });
 
   it('rejects malformed frames with a message that names the problem', () => {

@@ -7,6 +7,8 @@
 import { KedgeError } from '../lib/errors.ts';
 import {
   type Ack,
+  type AgentFeature,
+  AgentFeatures,
   type AgentMessage,
   type Batch,
   type ErrorMessage,
@@ -18,6 +20,7 @@ import {
   parseSyncKey,
   STREAM_CHUNK_BYTES,
   STREAM_FRAME_HEADER_BYTES,
+  type StatusAck,
   type StatusBatch,
   type StatusItem,
   type StreamChannel,
@@ -29,6 +32,7 @@ import {
   type SyncItem,
   type SyncKey,
   type Welcome,
+  type WrittenStatus,
 } from './messages.ts';
 
 /** Most [key, revision] pairs a hello may carry. */
@@ -127,8 +131,41 @@ function decodeHello(m: Obj): Hello {
     revision: uint(m, 'revision', 'hello'),
     inventory,
   };
-  if (field(m, 'agentVersion') === undefined) return hello;
-  return { ...hello, agentVersion: str(m, 'agentVersion', 'hello', 256) };
+  const agentVersion =
+    field(m, 'agentVersion') === undefined ? {} : { agentVersion: str(m, 'agentVersion', 'hello', 256) };
+  return { ...hello, ...agentVersion, ...decodeFeatures(m) };
+}
+
+const KNOWN_FEATURES: ReadonlySet<string> = new Set(Object.values(AgentFeatures));
+
+/** hello.features: names this hub does not know are dropped (a newer agent may announce more). */
+function decodeFeatures(m: Obj): { features?: AgentFeature[] } {
+  if (field(m, 'features') === undefined) return {};
+  const raw = array(m, 'features', 'hello', 64);
+  const features: AgentFeature[] = [];
+  raw.forEach((f, i) => {
+    if (typeof f !== 'string' || f === '' || f.length > 64)
+      throw invalid(`hello.features[${i}] must be a string of 1 to 64 characters, got ${describe(f)}`);
+    if (KNOWN_FEATURES.has(f)) features.push(f as AgentFeature);
+  });
+  return { features };
+}
+
+function decodeStatusAck(m: Obj): StatusAck {
+  const seq = uint(m, 'seq', 'status-ack');
+  if (field(m, 'written') === undefined) return { type: 'status-ack', seq };
+  const written = array(m, 'written', 'status-ack', MAX_BATCH_ITEMS).map((e, i): WrittenStatus => {
+    const where = `status-ack.written[${i}]`;
+    if (!Array.isArray(e) || e.length !== 3)
+      throw invalid(`${where} must be [key, from, to], got ${describe(e)}`);
+    const [k, from, to] = e as unknown[];
+    if (typeof from !== 'number' || !Number.isSafeInteger(from) || from < 1)
+      throw invalid(`${where} from must be a whole number >= 1, got ${describe(from)}`);
+    if (typeof to !== 'number' || !Number.isSafeInteger(to) || to <= from)
+      throw invalid(`${where} to must be a whole number above from (${from}), got ${describe(to)}`);
+    return [key(k, `${where} key`), from, to];
+  });
+  return { type: 'status-ack', seq, written };
 }
 
 function decodeWelcome(m: Obj): Welcome {
@@ -448,7 +485,7 @@ export function decodeHubMessage(frame: string | Buffer): HubMessage {
     case 'batch':
       return decodeBatch(m);
     case 'status-ack':
-      return { type: 'status-ack', seq: uint(m, 'seq', 'status-ack') };
+      return decodeStatusAck(m);
     case 'error':
       return decodeError(m);
     case 'stream-open':

@@ -9,7 +9,11 @@
  *   hub   → batch {seq, revision, items}          (first the diff against the inventory, then live changes)
  *   agent → ack {seq, revision}                   (cumulative: every batch up to seq is applied and durable)
  *   agent → status {seq, items}                   (from the durable outbox, in order)
- *   hub   → status-ack {seq}                      (every status up to seq is written to the API)
+ *   hub   → status-ack {seq, written?}            (every status up to seq is written to the API; written:
+ *                                                  [key, from, to] for each pod or node status the API now
+ *                                                  holds at revision `to`, the object otherwise being the
+ *                                                  `from` the agent has: the agent applies its own status
+ *                                                  at `to` instead of the hub sending the object back down)
  *   agent → heartbeat {}                          (tiny; the hub renews the node's Lease)
  *   either → error {code, message}                (then close; except `forbidden`: an item was refused,
  *                                                  the session goes on)
@@ -87,7 +91,16 @@ export interface Hello {
   /** Everything the agent holds: [key, revision]. The hub sends only what differs (deletes included). */
   readonly inventory: ReadonlyArray<readonly [SyncKey, number]>;
   readonly agentVersion?: string;
+  /** What the agent understands beyond version 1 (unknown names are ignored). */
+  readonly features?: readonly AgentFeature[];
 }
+
+/** Optional parts of the protocol an agent announces in its hello. */
+export const AgentFeatures = {
+  /** The agent applies `written` of a status-ack to its local copies (see StatusAck). */
+  statusWriteBack: 'status-write-back',
+} as const;
+export type AgentFeature = (typeof AgentFeatures)[keyof typeof AgentFeatures];
 
 export interface Welcome {
   readonly type: 'welcome';
@@ -143,9 +156,17 @@ export interface StatusBatch {
   readonly items: readonly StatusItem[];
 }
 
+/**
+ * A status the hub wrote and need not send back: the object at `from` (what the agent holds) with the
+ * status the agent sent is the API's object at revision `to`.
+ */
+export type WrittenStatus = readonly [key: SyncKey, from: number, to: number];
+
 export interface StatusAck {
   readonly type: 'status-ack';
   readonly seq: number;
+  /** Only to agents that announced status-write-back; absent when empty. */
+  readonly written?: readonly WrittenStatus[];
 }
 
 export interface Heartbeat {
