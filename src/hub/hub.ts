@@ -462,23 +462,32 @@ export class Hub {
     return pod.metadata.uid === uid ? pod : undefined;
   }
 
-  async #writePodStatus(
+  /**
+   * Writes the status of an object that must be bound to `node`: a refusal when it is bound elsewhere,
+   * nothing when it is gone. `decide` returns the status to write, undefined to leave the object as it is,
+   * or a refusal.
+   */
+  async #writeBoundStatus(
     node: string,
-    item: Extract<StatusItem, { kind: 'PodStatus' }>,
-    written: WrittenStatus[],
+    what: { ref: ResourceRef; kind: string; nodeOf: (o: KubeObject) => string | undefined },
+    item: { namespace: string; name: string },
+    decide: (o: KubeObject) => Record<string, unknown> | string | undefined,
+    written: WrittenStatus[] | undefined,
   ): Promise<string | undefined> {
     let refusal: string | undefined;
     try {
       await this.#updateStatus(
-        Resources.pods,
+        what.ref,
         item.namespace,
         item.name,
-        (pod) => {
-          if (podNodeName(pod) !== node) {
-            refusal = `Node ${node} cannot write the status of pod ${item.namespace}/${item.name}, which is not bound to it`;
-            return undefined;
-          }
-          return pod.metadata.uid === item.uid ? item.status : undefined;
+        (o) => {
+          const next =
+            what.nodeOf(o) === node
+              ? decide(o)
+              : `Node ${node} cannot write the status of ${what.kind} ${item.namespace}/${item.name}, which is not bound to it`;
+          if (typeof next !== 'string') return next;
+          refusal = next;
+          return undefined;
         },
         written,
       );
@@ -488,46 +497,47 @@ export class Hub {
     return refusal;
   }
 
+  #writePodStatus(
+    node: string,
+    item: Extract<StatusItem, { kind: 'PodStatus' }>,
+    written: WrittenStatus[],
+  ): Promise<string | undefined> {
+    return this.#writeBoundStatus(
+      node,
+      { ref: Resources.pods, kind: 'pod', nodeOf: podNodeName },
+      item,
+      (pod) => (pod.metadata.uid === item.uid ? item.status : undefined),
+      written,
+    );
+  }
+
   /**
    * Writes a device's twins and state, only when the device is bound to `node` and the report's
    * edgeVersion is above the one the status holds: an older report (a resend, a replay after a restart)
-   * never overwrites a newer one.
+   * never overwrites a newer one. Devices need no write-back: the hub never sends a device's status-only
+   * change down.
    */
-  async #writeDeviceStatus(
+  #writeDeviceStatus(
     node: string,
     item: Extract<StatusItem, { kind: 'DeviceStatus' }>,
   ): Promise<string | undefined> {
-    let refusal: string | undefined;
-    try {
-      // Devices need no write-back: the hub never sends a device's status-only change down.
-      const devices = SYNCED_DEVICES.devices;
-      await this.#updateStatus(
-        devices,
-        item.namespace,
-        item.name,
-        (dev) => {
-          if (deviceNodeName(dev) !== node) {
-            refusal = `Node ${node} cannot write the status of device ${item.namespace}/${item.name}, which is not bound to it`;
-            return undefined;
-          }
-          const held = isPlainObject(dev['status']) ? Number(dev['status']['edgeVersion'] ?? 0) : 0;
-          const incoming = Number(item.status['edgeVersion']);
-          if (!Number.isSafeInteger(incoming) || incoming <= 0) {
-            refusal = `Device status for ${item.namespace}/${item.name} has no positive edgeVersion`;
-            return undefined;
-          }
-          if (incoming <= held) {
-            this.#log.debug({ node, device: item.name, incoming, held }, 'older device report ignored');
-            return undefined;
-          }
-          return item.status;
-        },
-        undefined,
-      );
-    } catch (err) {
-      if (!isApiError(err, 404)) throw err;
-    }
-    return refusal;
+    return this.#writeBoundStatus(
+      node,
+      { ref: SYNCED_DEVICES.devices, kind: 'device', nodeOf: deviceNodeName },
+      item,
+      (dev) => {
+        const held = isPlainObject(dev['status']) ? Number(dev['status']['edgeVersion'] ?? 0) : 0;
+        const incoming = Number(item.status['edgeVersion']);
+        if (!Number.isSafeInteger(incoming) || incoming <= 0)
+          return `Device status for ${item.namespace}/${item.name} has no positive edgeVersion`;
+        if (incoming <= held) {
+          this.#log.debug({ node, device: item.name, incoming, held }, 'older device report ignored');
+          return undefined;
+        }
+        return item.status;
+      },
+      undefined,
+    );
   }
 
   async #confirmPodDeleted(
