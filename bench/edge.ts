@@ -73,18 +73,30 @@ async function freshAgentRss(main: string, nodeName: string, server: string, tok
   const args = [main, 'agent', '--server', server, '--token', token, '--node-name', nodeName];
   const child = spawn(
     process.execPath,
-    [...args, '--data-dir', join(dir, nodeName), '--local-api', '127.0.0.1:0'],
-    {
-      stdio: ['ignore', 'pipe', 'ignore'],
-    },
+    [
+      ...args,
+      '--data-dir',
+      join(dir, nodeName),
+      '--local-api',
+      '127.0.0.1:0',
+      '--mqtt-listen',
+      '127.0.0.1:0',
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
   );
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => {
+    stderr = (stderr + chunk.toString()).slice(-2000);
+  });
   const exited = once(child, 'exit');
   try {
     await new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         if (line.includes('"msg":"connected to hub"')) resolve();
+        if (line.includes('"level":50') || line.includes('"level":60'))
+          stderr = `${stderr}${line}\n`.slice(-2000);
       });
-      void exited.then(([code]) => reject(new Error(`Agent ${nodeName} exited with ${code}`)));
+      void exited.then(([code]) => reject(new Error(`Agent ${nodeName} exited with ${code}: ${stderr}`)));
     });
     await sleep(20_000);
     return await rssMiB(child.pid!);
