@@ -224,6 +224,43 @@ describe('Session', () => {
     assert.equal(r.outbox.depth(), 0);
   });
 
+  it('applies a write-back with the status it sent, even when a newer report replaced it before the ack', async () => {
+    // The node reports on connect, then again before the first report's ack (as an agent does when its
+    // own Node arrives with other conditions); the second report coalesces into the first one's row. The
+    // hub's write-back for the first batch names the status that batch carried: the node must hold that
+    // status at the API's revision, not stay at the old revision (a reconnect would then resend the Node).
+    await using r = await rig();
+    const conn = await r.hub.connections.next();
+    await expectType(conn, 'hello');
+    await welcome(conn);
+    conn.send({
+      type: 'batch',
+      seq: 1,
+      revision: 9,
+      items: [{ key: 'core/nodes//n1', revision: 9, object: { metadata: { name: 'n1' }, spec: {} } }],
+    });
+    await expectType(conn, 'ack');
+    r.outbox.enqueue({ kind: 'NodeStatus', name: 'n1', status: { phase: 'first' } });
+    const first = await expectType(conn, 'status');
+    r.outbox.enqueue({ kind: 'NodeStatus', name: 'n1', status: { phase: 'second' } });
+    const second = await expectType(conn, 'status');
+    assert.ok(second.seq > first.seq);
+    conn.send({ type: 'status-ack', seq: first.seq, written: [['core/nodes//n1', 9, 12]] });
+    await once(r.session, 'status-ack');
+    const node = r.store.get('core/nodes//n1');
+    assert.equal(node?.revision, 12);
+    assert.deepEqual(node?.object, {
+      metadata: { name: 'n1', resourceVersion: '12' },
+      spec: {},
+      status: { phase: 'first' },
+    });
+    assert.deepEqual(
+      r.outbox.pending().map((p) => p.seq),
+      [second.seq],
+      'the newer report is still to be acked',
+    );
+  });
+
   it('keeps the session after a forbidden refusal: later batches are still applied and acked', async () => {
     // The hub acknowledges a status batch and then reports each item it refused (e.g. the status of a pod
     // that was deleted and recreated on another node) as error 'forbidden', without closing. The agent

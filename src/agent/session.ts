@@ -18,6 +18,7 @@ import {
   HUB_PATH,
   MAX_FRAME_BYTES,
   PROTOCOL_VERSION,
+  type StatusItem,
   type Welcome,
 } from '../protocol/messages.ts';
 import type { LocalStore } from './local-store.ts';
@@ -167,7 +168,8 @@ export class Session extends EventEmitter<SessionEvents> {
     let welcome: Welcome | undefined;
     let lastBatchSeq = 0;
     let sentSeq = 0;
-    const inFlight: number[] = [];
+    /** Status batches sent and not yet acked, oldest first, with their items (a write-back applies what was sent). */
+    const inFlight: { seq: number; items: StatusItem[] }[] = [];
     const timers: NodeJS.Timeout[] = [];
     let offEnqueue: (() => void) | undefined;
     let endReason: string | undefined;
@@ -219,7 +221,7 @@ export class Session extends EventEmitter<SessionEvents> {
         }
         const seq = rows.at(-1)!.seq;
         ws.send(text);
-        inFlight.push(seq);
+        inFlight.push({ seq, items: rows.map((r) => r.item) });
         sentSeq = seq;
       }
     };
@@ -351,8 +353,9 @@ export class Session extends EventEmitter<SessionEvents> {
           }
           return;
         case 'status-ack': {
-          this.#o.outbox.ack(m.seq, m.written);
-          while (inFlight.length > 0 && inFlight[0]! <= m.seq) inFlight.shift();
+          const sent = inFlight.find((b) => b.seq === m.seq)?.items;
+          this.#o.outbox.ack(m.seq, m.written, sent);
+          while (inFlight.length > 0 && inFlight[0]!.seq <= m.seq) inFlight.shift();
           this.emit('status-ack', m.seq);
           pump();
           return;
