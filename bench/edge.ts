@@ -84,9 +84,9 @@ async function freshAgentRss(main: string, nodeName: string, server: string, tok
     ],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
-  let stderr = '';
+  let errors = '';
   child.stderr.on('data', (chunk: Buffer) => {
-    stderr = (stderr + chunk.toString()).slice(-2000);
+    errors = (errors + chunk.toString()).slice(-2000);
   });
   const exited = once(child, 'exit');
   try {
@@ -94,9 +94,9 @@ async function freshAgentRss(main: string, nodeName: string, server: string, tok
       createInterface({ input: child.stdout }).on('line', (line) => {
         if (line.includes('"msg":"connected to hub"')) resolve();
         if (line.includes('"level":50') || line.includes('"level":60'))
-          stderr = `${stderr}${line}\n`.slice(-2000);
+          errors = `${errors}${line}\n`.slice(-2000);
       });
-      void exited.then(([code]) => reject(new Error(`Agent ${nodeName} exited with ${code}: ${stderr}`)));
+      void exited.then(([code]) => reject(new Error(`Agent ${nodeName} exited with ${code}: ${errors}`)));
     });
     await sleep(20_000);
     return await rssMiB(child.pid!);

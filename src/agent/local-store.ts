@@ -106,7 +106,6 @@ export class LocalStore {
     | 'outboxTrim'
     | 'outboxAfter'
     | 'outboxAck'
-    | 'outboxItem'
     | 'outboxCount'
     | 'outboxSeq'
     | 'twinGet'
@@ -165,7 +164,6 @@ export class LocalStore {
       ),
       outboxAfter: p('SELECT seq, coalesce_key, item FROM outbox WHERE seq > ? ORDER BY seq LIMIT ?'),
       outboxAck: p('DELETE FROM outbox WHERE seq <= ?'),
-      outboxItem: p('SELECT item FROM outbox WHERE coalesce_key = ? AND seq <= ?'),
       outboxCount: p('SELECT COUNT(*) AS n FROM outbox'),
       outboxSeq: p("SELECT seq FROM sqlite_sequence WHERE name = 'outbox'"),
       twinGet: p('SELECT value FROM twins WHERE id = ?'),
@@ -338,12 +336,6 @@ export class LocalStore {
     for (const c of changes) this.#revisions.set(c.key, c.revision);
     if (changes.length > 0) for (const l of this.#listeners) l(changes);
     return removed;
-  }
-
-  /** The pending row that coalesces under `coalesceKey`, if its seq is at most `maxSeq` (JSON text). */
-  outboxItem(coalesceKey: string, maxSeq: number): string | undefined {
-    const row = this.#s.outboxItem.get(coalesceKey, maxSeq);
-    return row === undefined ? undefined : String(row['item']);
   }
 
   outboxDepth(): number {

@@ -47,21 +47,6 @@ function ownStatusKey(key: SyncKey, object: KubeObject): string | undefined {
   );
 }
 
-/** The item with this coalesce key in the batch as sent, else the outbox row while its seq is at most `seq`. */
-function sentStatus(
-  coalesceKey: string,
-  seq: number,
-  sent: readonly StatusItem[] | undefined,
-  store: LocalStore,
-): StatusItem | undefined {
-  if (sent !== undefined) {
-    for (let i = sent.length - 1; i >= 0; i--) if (coalesceKeyOf(sent[i]!) === coalesceKey) return sent[i];
-    return undefined;
-  }
-  const text = store.outboxItem(coalesceKey, seq);
-  return text === undefined ? undefined : (JSON.parse(text) as StatusItem);
-}
-
 export interface PendingStatus {
   readonly seq: number;
   readonly item: StatusItem;
@@ -114,21 +99,26 @@ export class Outbox {
   }
 
   /**
-   * The hub wrote everything up to `seq`: drop those rows. For each `written` [key, from, to] whose local
-   * copy is still at `from`, the status this node sent becomes that copy's status at revision `to`, as the
-   * API now holds it (in the same transaction). `sent` is the acked batch as it went out: the status the
-   * hub wrote is taken from it, since the row may since have been coalesced into a newer report (a node
-   * that reports again before the first report's ack). Without it, the row is used while it is still the
-   * one that was sent.
+   * The hub wrote everything up to `seq`: drop those rows. `sent` is the acked batch as it went out. For
+   * each `written` [key, from, to] whose local copy is still at `from`, the status that batch carried for
+   * the object becomes the copy's status at revision `to`, as the API now holds it (in the same
+   * transaction). The status comes from the batch, not from the outbox row: the row may since have been
+   * coalesced into a newer report (a node that reports again before the first report's ack).
    */
-  ack(seq: number, written: readonly WrittenStatus[] = [], sent?: readonly StatusItem[]): number {
+  ack(seq: number, written: readonly WrittenStatus[] = [], sent: readonly StatusItem[] = []): number {
     const writeBacks: LocalObject[] = [];
+    const sentByKey = new Map<string, StatusItem>();
+    if (written.length > 0) {
+      for (const item of sent) {
+        const k = coalesceKeyOf(item);
+        if (k !== null) sentByKey.set(k, item);
+      }
+    }
     for (const [key, from, to] of written) {
       const local = this.#store.get(key);
       if (local === undefined || local.revision !== from) continue;
-      const coalesceKey = ownStatusKey(key, local.object);
-      if (coalesceKey === undefined) continue;
-      const item = sentStatus(coalesceKey, seq, sent, this.#store);
+      const own = ownStatusKey(key, local.object);
+      const item = own === undefined ? undefined : sentByKey.get(own);
       if (item === undefined || (item.kind !== 'PodStatus' && item.kind !== 'NodeStatus')) continue;
       const object: KubeObject = {
         ...local.object,
