@@ -246,10 +246,13 @@ try {
   // What load-time type stripping costs: the same agent started fresh from .ts and from pre-stripped .js.
   const jsMain = stripToJs(join(import.meta.dirname, '..'), join(dir, 'js'));
   const tsMain = join(import.meta.dirname, '..', 'src', 'cli', 'main.ts');
-  const [tsRss, jsRss] = await Promise.all([
+  // allSettled: when one agent fails, the other is still stopped before the error ends the benchmark.
+  const settled = await Promise.allSettled([
     freshAgentRss(tsMain, 'bench-ts', server.url, token),
     freshAgentRss(jsMain, 'bench-js', server.url, token),
   ]);
+  for (const r of settled) if (r.status === 'rejected') throw r.reason;
+  const [tsRss, jsRss] = settled.map((r) => (r.status === 'fulfilled' ? r.value : 0)) as [number, number];
   record('agent RSS 20 s after connect, 0 pods, .ts sources (stripped at load)', tsRss, 'MiB');
   record('agent RSS 20 s after connect, 0 pods, sources pre-stripped to .js', jsRss, 'MiB');
 

@@ -223,6 +223,16 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
     labels: o.labels,
     logger: log.child({ component: 'join' }),
   });
+  // The embedded broker starts before the store is opened: a port already taken then fails the start
+  // with nothing else open (`kedge up` retries on a free port, which needs the store's lock free).
+  const broker: EmbeddedBroker | undefined =
+    o.mqtt?.type === 'embedded'
+      ? await startEmbeddedBroker({
+          host: o.mqtt.host,
+          port: o.mqtt.port,
+          logger: log.child({ component: 'mqtt-broker' }),
+        })
+      : undefined;
   const metrics = createAgentMetrics();
   const store = new LocalStore(join(o.dataDir, 'agent.db'));
   const outbox = new Outbox(store, { onEventsDropped: (n) => metrics.droppedEvents.inc(n) });
@@ -268,16 +278,8 @@ export async function startAgent(options: AgentOptions): Promise<RunningAgent> {
   });
   twins.start();
   devices.start();
-  let broker: EmbeddedBroker | undefined;
   let bus: TwinBus | undefined;
   if (o.mqtt !== undefined) {
-    if (o.mqtt.type === 'embedded') {
-      broker = await startEmbeddedBroker({
-        host: o.mqtt.host,
-        port: o.mqtt.port,
-        logger: log.child({ component: 'mqtt-broker' }),
-      });
-    }
     const url = o.mqtt.type === 'external' ? o.mqtt.url : (broker?.url ?? '');
     bus = new TwinBus({ url, nodeName: o.nodeName, twins, logger: log.child({ component: 'mqtt' }) });
     await bus.start();
